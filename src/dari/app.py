@@ -1,0 +1,207 @@
+"""`Dari`: the Python API. The CLI (and later the server) are thin layers over this object."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dari.config import Settings
+from dari.errors import ConfigError, InputError
+from dari.generate import models
+from dari.index.analyzer import Analyzer
+from dari.index.bm25 import TantivyIndex
+from dari.index.embedders import make_embedder
+from dari.index.store import CollectionInfo, Store
+from dari.index.vectors import NumpyVectorIndex
+from dari.ingest.ingestor import Ingestor, Progress
+from dari.ingest.splitter import ParentChildSplitter
+from dari.pipeline import OnToken, Pipeline
+from dari.protocols import Embedder, Generator
+from dari.retrieve.hybrid import HybridRetriever
+from dari.types import Answer, GenerationParams, IngestReport
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_collection_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(
+            f"invalid collection name '{name}'",
+            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return name
+
+
+class Dari:
+    """Everything under one DARI_HOME: collections, their indexes, the embedder and the LLM."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.home_dir
+        self.analyzer = Analyzer()
+        self._bm25: dict[str, TantivyIndex] = {}
+        self._vectors: dict[str, tuple[int, NumpyVectorIndex]] = {}
+
+    # -- components, created on first use -------------------------------------------------
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.home / "dari.db")
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return make_embedder(self.settings.embedder)
+
+    @cached_property
+    def generator(self) -> Generator:
+        llm = self.settings.llm
+        if llm.backend == "openai":
+            from dari.generate.openai_compat import OpenAICompatGenerator
+
+            return OpenAICompatGenerator(llm)
+        from dari.generate.llama import LlamaCppGenerator
+
+        path = models.resolve(llm.model, self.home / "models")
+        return LlamaCppGenerator(path, llm, name=llm.model)
+
+    @property
+    def params(self) -> GenerationParams:
+        s = self.settings.llm
+        return GenerationParams(s.temperature, s.top_p, s.max_tokens, s.seed)
+
+    def _folder(self, collection: str) -> Path:
+        return self.home / "collections" / collection
+
+    def bm25(self, collection: str) -> TantivyIndex:
+        if collection not in self._bm25:
+            self._bm25[collection] = TantivyIndex(self._folder(collection) / "bm25", self.analyzer)
+        return self._bm25[collection]
+
+    def vectors(self, collection: str) -> NumpyVectorIndex:
+        generation = self.store.collection(collection).generation
+        cached = self._vectors.get(collection)
+        if cached is None or cached[0] != generation:
+            index = NumpyVectorIndex.open(
+                self.store, collection, self._folder(collection), generation
+            )
+            self._vectors[collection] = (generation, index)
+        return self._vectors[collection][1]
+
+    def _check_embedder(self, info: CollectionInfo) -> None:
+        if info.embedder != self.embedder.name:
+            raise ConfigError(
+                f"collection '{info.name}' was embedded with '{info.embedder}', "
+                f"but embedder '{self.embedder.name}' is configured",
+                f"set embedder.name back, or delete and re-ingest: dari collections delete "
+                f"{info.name}",
+            )
+
+    # -- the jobs ----------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        collection: str,
+        acl: Sequence[str] = (),
+        prune: bool = False,
+        progress: Progress | None = None,
+        files: list[Path] | None = None,
+    ) -> IngestReport:
+        check_collection_name(collection)
+        if collection in self.store.collection_names():
+            self._check_embedder(self.store.collection(collection))
+        splitter = ParentChildSplitter(self.settings.chunking, self.analyzer)
+        ingestor = Ingestor(
+            self.settings, self.store, self.bm25(collection), self.embedder, splitter
+        )
+        try:
+            report = ingestor.run(
+                paths, collection, tuple(sorted(set(acl))), prune, progress, files
+            )
+        finally:
+            self.bm25(collection).close()
+        self.vectors(collection)  # rebuild now so the first question is fast
+        return report
+
+    def pipeline(self, collection: str) -> Pipeline:
+        info = self.store.collection(collection)  # raises UnknownCollection
+        self._check_embedder(info)
+        retriever = HybridRetriever(
+            self.settings.retrieval,
+            self.store,
+            self.bm25(collection),
+            lambda: self.vectors(collection),
+            self.embedder,
+            self.analyzer,
+        )
+        model_name = self.settings.llm.model
+        return Pipeline(
+            collection, retriever, lambda: self.generator, self.store, self.params, model_name
+        )
+
+    def ask(
+        self,
+        question: str,
+        collection: str,
+        top_k: int | None = None,
+        acl: Sequence[str] | None = None,
+        on_token: OnToken | None = None,
+        history: Sequence[tuple[str, str]] = (),
+    ) -> Answer:
+        return self.pipeline(collection).ask(question, top_k, acl, on_token, history)
+
+    def delete_collection(self, collection: str) -> None:
+        self.store.delete_collection(collection)
+        self._bm25.pop(collection, None)
+        self._vectors.pop(collection, None)
+        shutil.rmtree(self._folder(collection), ignore_errors=True)
+
+    def status(self) -> dict[str, Any]:
+        collections = []
+        for name in self.store.collection_names():
+            info = self.store.collection(name)
+            folder = self._folder(name)
+            size = (
+                sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+                if folder.exists()
+                else 0
+            )
+            collections.append(
+                {
+                    "name": name,
+                    "files": info.files,
+                    "documents": info.documents,
+                    "chunks": info.chunks,
+                    "embedder": info.embedder,
+                    "index_bytes": size,
+                }
+            )
+        llm = self.settings.llm
+        model_file = ""
+        if llm.backend == "llama" and llm.model in models.MODELS:
+            spec = models.MODELS[llm.model]
+            model_file = (
+                spec.title
+                if models.installed(spec, self.home / "models")
+                else f"{spec.title} (not installed)"
+            )
+        return {
+            "home": str(self.home),
+            "store_bytes": sum(self.store.sizes().values()),
+            "collections": collections,
+            "embedder": self.settings.embedder.name,
+            "llm": {
+                "backend": llm.backend,
+                "model": llm.model,
+                "file": model_file,
+                "base_url": llm.base_url,
+            },
+        }
+
+    def close(self) -> None:
+        for index in self._bm25.values():
+            index.close()
+        if "store" in self.__dict__:
+            self.store.close()

@@ -1,0 +1,253 @@
+"""`dari`: ingest, ask, chat, status, models, collections.
+
+Exit codes: 0 ok · 3 partial ingest (some files failed, the rest are in) · 64 bad usage/input ·
+65 bad data · 66 unknown collection · 69 backend or model unavailable · 74 store I/O error ·
+78 configuration error · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from dari.app import Dari
+from dari.cli import render
+from dari.config import load_settings
+from dari.errors import DariError
+from dari.generate import models
+from dari.types import Answer, FileResult, Outcome
+
+EXIT_PARTIAL = 3
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="dari (다리): grounded, cited Q&A over your documents.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="Local GGUF models shipped as packages.")
+collections_app = typer.Typer(no_args_is_help=True, help="Manage collections.")
+app.add_typer(models_app, name="models")
+app.add_typer(collections_app, name="collections")
+
+Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _dari() -> Dari:
+    return Dari(load_settings())
+
+
+def _console(json_out: bool = False) -> Console:
+    return Console(stderr=json_out, highlight=False)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    collection: Collection = "default",
+    acl: Annotated[list[str], typer.Option("--acl", help="ACL tag for every document.")] = [],  # noqa: B006
+    prune: Annotated[bool, typer.Option(help="Remove documents whose files are gone.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged files.")] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Load, split, embed and index files into a collection (incremental)."""
+    from dari.ingest.ingestor import list_files
+
+    console = _console(json_out)
+    dari = _dari()
+    files, _ = list_files(paths)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}", style="dim"),
+        console=console,
+        transient=True,
+        disable=json_out or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"ingest → {collection}", total=len(files), current="")
+
+        def progress(result: FileResult) -> None:
+            bar.update(
+                task,
+                advance=1 if result.status.value != "removed" else 0,
+                current=Path(result.path).name,
+            )
+
+        report = dari.ingest(paths, collection, acl, prune, progress)
+    dari.close()
+    if json_out:
+        print(render.to_json(report))
+    else:
+        render.ingest_report(console, report, verbose)
+    if report.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Collection = "default",
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Sources to use.")] = None,
+    acl: Annotated[
+        list[str] | None,
+        typer.Option("--as", help="Answer as a user holding these ACL tags (default: no filter)."),
+    ] = None,
+    stream: Annotated[bool, typer.Option(help="Stream tokens as they come.")] = True,
+    json_out: JsonOut = False,
+) -> None:
+    """Answer one question from a collection, with numbered citations."""
+    console = _console(json_out)
+    dari = _dari()
+    live = stream and not json_out
+
+    def on_token(piece: str) -> None:
+        console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+
+    answer = dari.ask(question, collection, top_k, acl, on_token if live else None)
+    dari.close()
+    if json_out:
+        print(render.answer_json(answer))
+        return
+    if not live:
+        console.print(answer.text, markup=False)
+    else:
+        console.print()
+    render.sources(console, answer)
+
+
+@app.command()
+def chat(collection: Collection = "default") -> None:
+    """Multi-turn chat in the terminal: /sources, /reset, /exit."""
+    console = _console()
+    dari = _dari()
+    dari.pipeline(collection)  # fail fast on an unknown collection
+    history: list[tuple[str, str]] = []
+    last: Answer | None = None
+    console.print(f"[bold]dari chat[/] · {collection} · /sources /reset /exit")
+    while True:
+        try:
+            question = console.input("[bold green]> [/]").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if question in ("/exit", "/quit"):
+            break
+        if question == "/reset":
+            history.clear()
+            continue
+        if question == "/sources":
+            if last:
+                render.sources(console, last)
+            continue
+        if not question:
+            continue
+        try:
+            last = dari.ask(
+                question,
+                collection,
+                history=history,
+                on_token=lambda p: console.print(p, end="", markup=False),
+            )
+        except DariError as exc:
+            _print_error(console, exc)
+            continue
+        console.print()
+        if last.outcome == Outcome.ANSWERED:
+            history.append((question, last.text))
+            render.sources(console, last)
+    dari.close()
+
+
+@app.command()
+def status(json_out: JsonOut = False) -> None:
+    """Collections, documents, chunks, models and sizes."""
+    dari = _dari()
+    data = dari.status()
+    dari.close()
+    if json_out:
+        print(render.to_json(data))
+    else:
+        render.status(_console(), data)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Known models and whether they are installed."""
+    settings = load_settings()
+    console = _console()
+    for spec in models.MODELS.values():
+        ok = models.installed(spec, settings.home_dir / "models")
+        mark = "[green]installed[/]" if ok else f"[yellow]not installed[/] (pip install {spec.pip})"
+        console.print(f"[bold]{spec.name:8}[/] {spec.title:38} {spec.size / 1e6:7.0f} MB  {mark}")
+
+
+@models_app.command("fetch")
+def models_fetch(name: Annotated[str, typer.Argument(help="default, small or ci")]) -> None:
+    """Assemble a model from its installed package parts and verify its sha256."""
+    settings = load_settings()
+    with _console().status(f"assembling {name} and checking its sha256…"):
+        path = models.resolve(name, settings.home_dir / "models")
+    _console().print(f"[green]ok[/] {name}: {path}")
+
+
+@collections_app.command("list")
+def collections_list(json_out: JsonOut = False) -> None:
+    """List collections."""
+    status(json_out)
+
+
+@collections_app.command("delete")
+def collections_delete(name: Annotated[str, typer.Argument()]) -> None:
+    """Delete a collection and its indexes (source files are untouched)."""
+    dari = _dari()
+    dari.delete_collection(name)
+    dari.close()
+    _console().print(f"deleted collection '{name}'")
+
+
+def _print_error(console: Console, exc: DariError) -> None:
+    console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+    if exc.hint:
+        console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+
+
+def main() -> None:
+    """Entry point: the one place where dari's errors become messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except DariError as exc:
+        _print_error(Console(stderr=True), exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and aborts
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""How the CLI shows things: reports, answers, status. Pure functions over values."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from dari.types import Answer, FileStatus, IngestReport
+
+_STYLE = {
+    FileStatus.ADDED: "green",
+    FileStatus.UPDATED: "cyan",
+    FileStatus.UNCHANGED: "dim",
+    FileStatus.REMOVED: "yellow",
+    FileStatus.FAILED: "bold red",
+}
+
+
+def to_json(value: Any) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def ingest_report(console: Console, report: IngestReport, verbose: bool = False) -> None:
+    interesting = [f for f in report.files if verbose or f.status != FileStatus.UNCHANGED]
+    if interesting:
+        table = Table(title=f"ingest → {report.collection}", show_lines=False)
+        table.add_column("file", overflow="fold")
+        table.add_column("result")
+        table.add_column("docs", justify="right")
+        table.add_column("chunks", justify="right")
+        table.add_column("reason / hint", overflow="fold")
+        for f in interesting:
+            why = f"{f.reason} — {f.hint}" if f.hint else f.reason
+            table.add_row(
+                f.path,
+                f"[{_STYLE[f.status]}]{f.status.value}[/]",
+                str(f.documents or ""),
+                str(f.chunks or ""),
+                why,
+            )
+        console.print(table)
+    counts = ", ".join(f"{report.count(s)} {s.value}" for s in FileStatus if report.count(s))
+    t = report.timings_s
+    console.print(
+        f"[bold]{len(report.files)} files[/]: {counts or 'nothing to do'} in {report.seconds:.1f}s"
+        f" (parse {t.get('parse', 0):.1f}s, embed {t.get('embed', 0):.1f}s, "
+        f"index {t.get('index', 0):.1f}s)"
+    )
+
+
+def sources(console: Console, answer: Answer) -> None:
+    if not answer.citations:
+        return
+    console.print()
+    for c in answer.citations:
+        where = []
+        if c.heading and c.heading != c.title:
+            where.append(c.heading)
+        if c.page:
+            where.append(f"p. {c.page}")
+        extra = f" — {' · '.join(where)}" if where else ""
+        console.print(f"[bold cyan][{c.n}][/] {c.title}{extra}  [dim]{c.source}[/]")
+
+
+def answer_json(answer: Answer) -> str:
+    return to_json(
+        {
+            "answer": answer.text,
+            "outcome": answer.outcome.value,
+            "citations": [dataclasses.asdict(c) for c in answer.citations],
+            "trace_id": answer.trace.id,
+            "timings_ms": dict(answer.trace.timings_ms),
+            "invalid_citations": answer.trace.invalid_citations,
+        }
+    )
+
+
+def status(console: Console, data: dict[str, Any]) -> None:
+    table = Table(title=f"dari — {data['home']}")
+    for col in ("collection", "files", "documents", "chunks", "embedder", "index size"):
+        table.add_column(
+            col, justify="right" if col in ("files", "documents", "chunks") else "left"
+        )
+    for c in data["collections"]:
+        table.add_row(
+            c["name"],
+            str(c["files"]),
+            str(c["documents"]),
+            str(c["chunks"]),
+            c["embedder"],
+            _size(c["index_bytes"]),
+        )
+    console.print(table)
+    llm = data["llm"]
+    model = llm["model"] + (f" — {llm['file']}" if llm["file"] else "")
+    where = f" at {llm['base_url']}" if llm["backend"] == "openai" else ""
+    console.print(
+        f"store: {_size(data['store_bytes'])}   embedder: {data['embedder']}   "
+        f"llm: {llm['backend']}{where} · {model}"
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)

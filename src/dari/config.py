@@ -1,0 +1,122 @@
+"""One settings object, from `dari.toml` then `DARI_*` environment variables (nested with `__`).
+
+Loaded once at the edge (CLI root, server factory) and passed down as values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from dari.errors import ConfigError
+
+
+class EmbedderSettings(BaseModel):
+    name: Literal["use", "e5", "openai"] = "use"
+    batch_size: int = Field(32, ge=1, le=1024)
+    base_url: str = ""  # for name = "openai": an OpenAI-compatible /v1/embeddings
+    model: str = ""
+    api_key: SecretStr = SecretStr("")
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: float = Field(64.0, gt=0)  # larger files are refused with a hint
+    text_fields: tuple[str, ...] = ("text", "contents", "content", "body")  # csv/jsonl columns
+    title_field: str = "title"
+    id_field: str = (
+        ""  # csv/jsonl column naming the row; "" = guess (id, _id, doc_id), else row no.
+    )
+
+
+class ChunkingSettings(BaseModel):
+    chunk_tokens: int = Field(128, ge=16, le=4096)  # children: what is indexed
+    chunk_overlap: int = Field(24, ge=0, le=1024)
+    section_tokens: int = Field(384, ge=32, le=8192)  # parents: what the LLM reads
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(3, ge=1, le=50)  # sources given to the LLM
+    candidates: int = Field(40, ge=1, le=1000)  # per retriever, before fusion
+    rrf_k: int = Field(60, ge=1)
+    bm25_weight: float = Field(1.0, ge=0)
+    dense_weight: float = Field(0.5, ge=0)
+    # Abstain when the best source covers less than this share of the question's content words
+    # and its dense similarity is also below `min_dense`: dari says it does not know.
+    min_coverage: float = Field(0.34, ge=0, le=1)
+    min_dense: float = Field(0.55, ge=-1, le=1)
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["llama", "openai"] = "llama"
+    model: str = "default"  # default | small | ci | a path to a .gguf file | a remote model name
+    base_url: str = ""  # for backend = "openai", e.g. http://localhost:8000/v1
+    api_key: SecretStr = SecretStr("")
+    timeout_s: float = Field(120.0, gt=0)
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int = Field(0, ge=0)  # 0: all cores
+    temperature: float = Field(0.1, ge=0, le=2)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1)
+    seed: int = 7
+
+
+class Settings(BaseSettings):
+    """dari's settings. Precedence: explicit arguments > DARI_* env vars > dari.toml > defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DARI_",
+        env_nested_delimiter="__",
+        toml_file="dari.toml",
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=lambda: Path("~/.dari"))
+    ingest: IngestSettings = IngestSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("DARI_CONFIG", "dari.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"invalid setting '{where}': {first['msg']}",
+            "check dari.toml and DARI_* environment variables (see docs/en/configuration.md)",
+        ) from exc
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise ConfigError(f"cannot read settings: {exc}", "fix or remove dari.toml") from exc

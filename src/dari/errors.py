@@ -1,0 +1,73 @@
+"""Every error dari raises on purpose.
+
+DariError                 message + hint; the CLI and server render it in one place each
+├── ConfigError           bad settings, unknown model name, missing optional extra
+├── IngestError           a file that could not be loaded (one per file; the batch goes on)
+├── StoreError            the on-disk store (SQLite, tantivy, vectors) failed or is inconsistent
+│   └── UnknownCollection
+├── BackendError          an embedder or LLM backend failed or is unreachable
+│   └── ModelNotFound
+└── InputError            a request that cannot be served as given (empty question…)
+"""
+
+from __future__ import annotations
+
+
+class DariError(Exception):
+    """Root of dari's errors: a one-line message naming the thing, and a hint saying what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class ConfigError(DariError):
+    exit_code = 78  # EX_CONFIG
+
+
+class MissingExtra(ConfigError):
+    """An optional dependency is not installed; the hint is the exact install line."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"the optional package '{package}' is not installed",
+            f"pip install 'dari[{extra}]'",
+        )
+
+
+class IngestError(DariError):
+    exit_code = 65  # EX_DATAERR
+
+
+class StoreError(DariError):
+    exit_code = 74  # EX_IOERR
+
+
+class UnknownCollection(StoreError):
+    exit_code = 66  # EX_NOINPUT
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) if known else "none yet"
+        super().__init__(
+            f"unknown collection '{name}' (existing: {listing})",
+            f"ingest into it first: dari ingest PATH --collection {name}",
+        )
+        self.name = name
+
+
+class BackendError(DariError):
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class ModelNotFound(BackendError):
+    pass
+
+
+class InputError(DariError):
+    exit_code = 64  # EX_USAGE

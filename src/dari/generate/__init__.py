@@ -1,0 +1,1 @@
+"""Generation: model files, LLM backends, the grounded prompt and citation handling."""

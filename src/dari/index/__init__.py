@@ -1,0 +1,1 @@
+"""Storing and indexing: SQLite store, BM25 (tantivy), vectors, embedders, the text analyzer."""

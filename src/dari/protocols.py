@@ -1,0 +1,73 @@
+"""The seams of dari: small protocols, each with a real implementation per backend and a fake in
+`dari.testing`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from dari.types import Document, GenerationParams, Hit, Split
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """Turns one file into documents (one, or one per row for csv/jsonl). Raises IngestError."""
+
+    def load(self, path: Path) -> list[Document]: ...
+
+
+class Splitter(Protocol):
+    def split(self, doc_id: str, document: Document) -> Split: ...
+
+
+class Embedder(Protocol):
+    """Texts to L2-normalised float32 vectors, one row per text."""
+
+    name: str
+    dim: int
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class TextIndex(Protocol):
+    """Lexical (BM25) index over chunks of one collection."""
+
+    def add(self, rows: Iterable[tuple[str, str, str, tuple[str, ...]]]) -> None:
+        """Stage (chunk_id, doc_id, text, acl) rows; visible after `commit`."""
+
+    def delete_documents(self, doc_ids: Iterable[str]) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def search(
+        self, query: str, k: int, acl: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]: ...
+
+
+class VectorIndex(Protocol):
+    """Dense index over chunk embeddings of one collection."""
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[str, float]]: ...
+
+
+class Retriever(Protocol):
+    def retrieve(self, query: str, k: int, acl: Sequence[str] | None = None) -> list[Hit]: ...
+
+
+class Generator(Protocol):
+    """An LLM behind a chat interface. `stream` yields text pieces as they are generated."""
+
+    name: str
+
+    def stream(
+        self, messages: Sequence[dict[str, str]], params: GenerationParams
+    ) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...

@@ -1,0 +1,1 @@
+"""Retrieval: BM25 ∥ dense → fusion → ACL filter → parent expansion → ordering → relevance floor."""

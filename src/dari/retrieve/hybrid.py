@@ -1,0 +1,133 @@
+"""Hybrid retrieval over one collection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dari.config import RetrievalSettings
+from dari.index.analyzer import Analyzer
+from dari.index.bm25 import TantivyIndex
+from dari.index.store import SourceRow, Store
+from dari.index.vectors import NumpyVectorIndex
+from dari.protocols import Embedder
+from dari.types import Hit
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    hits: tuple[Hit, ...]
+    coverage: float  # best share of the question's terms found in one source
+    dense_top: float  # best cosine similarity among the sources
+    abstain: bool  # both below the floor: do not answer
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def fuse(
+    ranked: Sequence[tuple[Sequence[tuple[str, float]], float]], k: int
+) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion of ranked lists: Σ weight / (k + rank)."""
+    scores: dict[str, float] = {}
+    for results, weight in ranked:
+        for rank, (cid, _) in enumerate(results, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def order_for_context(hits: Sequence[Hit]) -> list[Hit]:
+    """Against lost-in-the-middle: the strongest first, the second strongest last, and so on
+    inwards, so the weakest sources sit in the middle of the prompt."""
+    front: list[Hit] = []
+    back: list[Hit] = []
+    for i, hit in enumerate(hits):
+        (front if i % 2 == 0 else back).append(hit)
+    return front + back[::-1]
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        settings: RetrievalSettings,
+        store: Store,
+        bm25: TantivyIndex,
+        vectors: Callable[[], NumpyVectorIndex],
+        embedder: Embedder,
+        analyzer: Analyzer,
+    ) -> None:
+        self._s = settings
+        self._store = store
+        self._bm25 = bm25
+        self._vectors = vectors
+        self._embedder = embedder
+        self._analyzer = analyzer
+
+    def retrieve(
+        self, query: str, k: int | None = None, acl: Sequence[str] | None = None
+    ) -> Retrieval:
+        k = k or self._s.top_k
+        acl_list = list(acl) if acl is not None else None
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        terms = list(dict.fromkeys(self._analyzer.terms(query)))
+        lexical = self._bm25.search_terms(terms, self._s.candidates, acl_list)
+        timings["bm25"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        dense: list[tuple[str, float]] = []
+        if self._s.dense_weight > 0:
+            q = self._embedder.embed_queries([query])[0]
+            timings["embed_query"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            dense = self._vectors().search(q, self._s.candidates, acl_list)
+        timings["dense"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        fused = fuse([(lexical, self._s.bm25_weight), (dense, self._s.dense_weight)], self._s.rrf_k)
+        rows = self._store.source_rows([cid for cid, _ in fused])
+        bm25_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
+        dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
+        dense_score = dict(dense)
+        hits: list[Hit] = []
+        seen_sections: set[str] = set()
+        for cid, score in fused:
+            row = rows.get(cid)
+            if row is None or row.section_id in seen_sections:
+                continue  # deleted since indexed, or its parent is already in
+            seen_sections.add(row.section_id)
+            hits.append(
+                _hit(row, score, bm25_rank.get(cid), dense_rank.get(cid), dense_score.get(cid))
+            )
+            if len(hits) == k:
+                break
+        coverage = self._coverage(terms, [h.text for h in hits])
+        dense_top = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
+        abstain = not hits or (coverage < self._s.min_coverage and dense_top < self._s.min_dense)
+        timings["fuse_expand"] = (time.perf_counter() - t) * 1000
+        return Retrieval(tuple(order_for_context(hits)), coverage, dense_top, abstain, timings)
+
+    def _coverage(self, terms: Sequence[str], texts: Sequence[str]) -> float:
+        if not terms or not texts:
+            return 0.0
+        wanted = set(terms)
+        best = 0.0
+        for source_terms in self._analyzer.terms_many(list(texts)):
+            best = max(best, len(wanted & set(source_terms)) / len(wanted))
+        return best
+
+
+def _hit(row: SourceRow, score: float, b: int | None, d: int | None, ds: float | None) -> Hit:
+    return Hit(
+        chunk_id=row.chunk_id,
+        section_id=row.section_id,
+        doc_id=row.doc_id,
+        score=score,
+        text=row.section_text,
+        source=row.source,
+        title=row.title,
+        heading=row.heading,
+        page=row.page,
+        bm25_rank=b,
+        dense_rank=d,
+        dense_score=ds,
+    )

@@ -1,0 +1,173 @@
+"""Values that flow through dari: frozen dataclasses, no behaviour beyond small conveniences."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Block:
+    """A stretch of a document with its place: a markdown/html section, a PDF page, a row."""
+
+    text: str
+    heading: str = ""  # heading path, "Install > Linux"
+    page: int | None = None  # 1-based page number where the format has pages
+
+
+@dataclass(frozen=True)
+class Document:
+    """One loaded source: a file, or one row of a csv/jsonl file."""
+
+    source: str  # path, or "path#row" for row formats
+    title: str
+    blocks: tuple[Block, ...]
+    format: str  # txt, md, html, pdf, docx, csv, jsonl
+    content_hash: str  # sha256 of the text the document was built from
+    lang: str = "en"  # "ko" or "en": decides the analyzer and sentence splitter
+    acl: tuple[str, ...] = ()  # tags; empty means readable by everyone
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b.text for b in self.blocks)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A parent: what the LLM reads when one of its children is retrieved."""
+
+    id: str
+    doc_id: str
+    ordinal: int
+    text: str
+    heading: str = ""
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A child: the small unit that is indexed (BM25 + vector) and points to its parent section."""
+
+    id: str
+    doc_id: str
+    section_id: str
+    ordinal: int
+    text: str
+    lang: str = "en"
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a splitter makes of one document."""
+
+    sections: tuple[Section, ...]
+    chunks: tuple[Chunk, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved source, already expanded to its parent section."""
+
+    chunk_id: str
+    section_id: str
+    doc_id: str
+    score: float  # fused score, higher is better
+    text: str  # the parent section's text
+    source: str
+    title: str
+    heading: str = ""
+    page: int | None = None
+    bm25_rank: int | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source of an answer, as the user sees it."""
+
+    n: int
+    source: str
+    title: str
+    page: int | None
+    heading: str
+    chunk_id: str
+    snippet: str
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    ABSTAINED = "abstained"  # retrieval too weak: dari says it does not know
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.1
+    top_p: float = 0.9
+    max_tokens: int = 256
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What happened while answering: enough to debug, evaluate, cache and audit."""
+
+    id: str
+    query: str
+    collection: str
+    outcome: Outcome
+    hits: tuple[Hit, ...]
+    timings_ms: Mapping[str, float]
+    model: str
+    prompt_version: str
+    params: GenerationParams
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    invalid_citations: int = 0  # [n] that named no given source, stripped from the answer
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    citations: tuple[Citation, ...]
+    outcome: Outcome
+    trace: Trace
+
+
+class FileStatus(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    status: FileStatus
+    documents: int = 0
+    chunks: int = 0
+    reason: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    collection: str
+    files: tuple[FileResult, ...]
+    seconds: float
+    timings_s: Mapping[str, float] = field(default_factory=dict)  # parse / embed / index
+
+    def count(self, status: FileStatus) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FileStatus.FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0

@@ -1,0 +1,91 @@
+"""Shared fixtures: an isolated DARI_HOME per test, fakes for the heavy seams, and no network."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dari.app import Dari
+from dari.config import Settings
+from dari.index.analyzer import Analyzer
+from dari.testing import FakeEmbedder, FakeGenerator
+
+
+@pytest.fixture(scope="session")
+def analyzer() -> Analyzer:
+    """One analyzer (and so one Kiwi model load) for the whole test session."""
+    return Analyzer()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's dari.toml or DARI_* variables, or writes to ~/.dari."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("DARI_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DARI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DARI_CONFIG", str(tmp_path / "no-dari.toml"))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests that must not open sockets to anything but loopback."""
+    real = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise RuntimeError(f"network access in a unit test: {address}")
+        return real(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def fake_generator() -> FakeGenerator:
+    return FakeGenerator()
+
+
+@pytest.fixture
+def dari(settings: Settings, fake_generator: FakeGenerator, analyzer: Analyzer) -> Iterator[Dari]:
+    """A Dari with the real store, BM25 and analyzer, and fake embedder and LLM."""
+    d = Dari(settings)
+    d.analyzer = analyzer
+    d.__dict__["embedder"] = FakeEmbedder(d.analyzer)
+    d.__dict__["generator"] = fake_generator
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small bilingual folder of documents."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "leave.md").write_text(
+        "# 휴가 규정\n\n## 연차\n\n정규직 직원의 연차 휴가는 1년에 15일입니다. "
+        "3년 이상 근속하면 2년마다 하루씩 늘어납니다.\n\n## 병가\n\n"
+        "병가는 연간 최대 10일까지 유급으로 쓸 수 있으며 진단서가 필요합니다.\n",
+        encoding="utf-8",
+    )
+    (root / "refunds.md").write_text(
+        "# Refund policy\n\n## Time limits\n\nCustomers can request a refund within 30 days "
+        "of purchase. Refunds are paid to the original card within 5 business days.\n\n"
+        "## Exceptions\n\nGift cards and downloaded software cannot be refunded.\n",
+        encoding="utf-8",
+    )
+    (root / "office.txt").write_text(
+        "The office opens at 8 am and closes at 6 pm. Visitors sign in at reception.\n",
+        encoding="utf-8",
+    )
+    return root
