@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dari.types import Answer, FileStatus, IngestReport
@@ -38,11 +39,11 @@ def ingest_report(console: Console, report: IngestReport, verbose: bool = False)
         for f in interesting:
             why = f"{f.reason} — {f.hint}" if f.hint else f.reason
             table.add_row(
-                f.path,
+                escape(f.path),
                 f"[{_STYLE[f.status]}]{f.status.value}[/]",
                 str(f.documents or ""),
                 str(f.chunks or ""),
-                why,
+                escape(why),
             )
         console.print(table)
     counts = ", ".join(f"{report.count(s)} {s.value}" for s in FileStatus if report.count(s))
@@ -65,7 +66,9 @@ def sources(console: Console, answer: Answer) -> None:
         if c.page:
             where.append(f"p. {c.page}")
         extra = f" — {' · '.join(where)}" if where else ""
-        console.print(f"[bold cyan][{c.n}][/] {c.title}{extra}  [dim]{c.source}[/]")
+        console.print(
+            f"[bold cyan]\\[{c.n}][/] {escape(c.title)}{escape(extra)}  [dim]{escape(c.source)}[/]"
+        )
 
 
 def answer_json(answer: Answer) -> str:

@@ -93,6 +93,11 @@ class Ingestor:
         self._bm25 = bm25
         self._embedder = embedder
         self._splitter = splitter
+        # What else decides a file's chunks: a change re-ingests files whose bytes did not change.
+        s = settings
+        self._recipe = hashlib.sha256(
+            repr((s.chunking, s.ingest, embedder.name)).encode()
+        ).hexdigest()[:16]
 
     def recover(self, collection: str) -> int:
         """Roll interrupted writes forward; returns how many files were repaired."""
@@ -161,6 +166,7 @@ class Ingestor:
         key = str(path)
         try:
             sha, size = file_sha256(path)
+            sha = self._version(path, sha, acl)
             state = self._store.file_state(collection, key)
             if state == (sha, "ready"):
                 return FileResult(key, FileStatus.UNCHANGED)
@@ -207,6 +213,13 @@ class Ingestor:
         timer.index += time.perf_counter() - t
         status = FileStatus.UPDATED if state is not None else FileStatus.ADDED
         return FileResult(key, status, documents=len(documents), chunks=len(all_chunks))
+
+    def _version(self, path: Path, sha: str, acl: tuple[str, ...]) -> str:
+        """The file's version: its bytes, its sidecar's bytes, the ACL flags and the recipe."""
+        sidecar = path.with_name(path.name + ".meta.json")
+        extra = file_sha256(sidecar)[0][:16] if sidecar.exists() else "-"
+        tags = hashlib.sha256("\x00".join(acl).encode()).hexdigest()[:8]
+        return f"{sha}:{extra}:{tags}:{self._recipe}"
 
     def _embed(self, texts: list[str]) -> list[str]:
         """Embed texts not yet in the content-hash cache; returns each text's cache key."""
