@@ -18,11 +18,11 @@ import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import OUT, emit, need_data, summary  # noqa: E402
+from _common import OUT, emit, need_data, summary
 
-from dari.app import Dari  # noqa: E402
-from dari.config import Settings  # noqa: E402
-from dari.types import Outcome  # noqa: E402
+from dari.app import Dari
+from dari.config import Settings
+from dari.types import Outcome
 
 
 def norm(text: str) -> str:
@@ -37,19 +37,27 @@ def load_set(name: str, n: int, seed: int) -> tuple[Path, list[dict]]:
     OUT.mkdir(parents=True, exist_ok=True)
     if name == "autorag":
         corpus = need_data("ko_autorag_embedding_benchmark", "corpus.jsonl")
-        rows = [json.loads(x) for x in need_data("ko_autorag_embedding_benchmark", "qa.jsonl")
-                .read_text().splitlines()]  # fmt: skip
-        items = [{"q": r["query"], "refs": r["generation_gt"], "gold": r["gold_doc_ids"]}
-                 for r in rows]  # fmt: skip
+        rows = [
+            json.loads(x)
+            for x in need_data("ko_autorag_embedding_benchmark", "qa.jsonl")
+            .read_text()
+            .splitlines()
+        ]
+        items = [
+            {"q": r["query"], "refs": r["generation_gt"], "gold": r["gold_doc_ids"]} for r in rows
+        ]
     elif name == "halueval":
-        rows = [json.loads(x) for x in need_data("hallucination", "halueval_qa_generation.jsonl")
-                .read_text().splitlines()]  # fmt: skip
+        rows = [
+            json.loads(x)
+            for x in need_data("hallucination", "halueval_qa_generation.jsonl")
+            .read_text()
+            .splitlines()
+        ]
         corpus = OUT / "halueval_knowledge.jsonl"
         with corpus.open("w") as f:
             for r in rows:
                 f.write(json.dumps({"doc_id": r["id"], "text": r["knowledge"]}) + "\n")
-        items = [{"q": r["question"], "refs": [r["right_answer"]], "gold": [r["id"]]}
-                 for r in rows]  # fmt: skip
+        items = [{"q": r["question"], "refs": [r["right_answer"]], "gold": [r["id"]]} for r in rows]
     else:
         raise SystemExit(f"unknown set {name}")
     random.Random(seed).shuffle(items)
@@ -72,8 +80,9 @@ def main() -> None:
     ap.add_argument("--home", default=str(OUT / "home"))
     args = ap.parse_args()
 
-    settings = Settings(home=Path(args.home), llm={"model": args.model},
-                        ingest={"id_field": "doc_id"})  # fmt: skip
+    settings = Settings(
+        home=Path(args.home), llm={"model": args.model}, ingest={"id_field": "doc_id"}
+    )
     dari = Dari(settings)
     corpus, items = load_set(args.set, args.n, args.seed)
     collection = f"bench-{args.set}"
@@ -88,30 +97,48 @@ def main() -> None:
         text = norm(ans.text)
         contains = any(norm(r) and norm(r) in text for r in item["refs"])
         recall = max(ref_recall(ans.text, r, dari) for r in item["refs"])
-        per_item.append({
-            "q": item["q"], "answer": ans.text, "refs": item["refs"][:1],
-            "outcome": ans.outcome.value, "cited": bool(ans.citations), "contains": contains,
-            "ref_recall": round(recall, 3), "seconds": round(seconds, 2),
-            "first_token_ms": ans.trace.timings_ms.get("first_token"),
-            "hit_sources": sorted(ids), "invalid_citations": ans.trace.invalid_citations,
-        })  # fmt: skip
-        print(f"{len(per_item):3d} {'✓' if contains else '·'} {recall:.2f} "
-              f"{ans.outcome.value[:3]} {ans.text[:110]!r}", file=sys.stderr)  # fmt: skip
+        per_item.append(
+            {
+                "q": item["q"],
+                "answer": ans.text,
+                "refs": item["refs"][:1],
+                "outcome": ans.outcome.value,
+                "cited": bool(ans.citations),
+                "contains": contains,
+                "ref_recall": round(recall, 3),
+                "seconds": round(seconds, 2),
+                "first_token_ms": ans.trace.timings_ms.get("first_token"),
+                "hit_sources": sorted(ids),
+                "invalid_citations": ans.trace.invalid_citations,
+            }
+        )
+        print(
+            f"{len(per_item):3d} {'✓' if contains else '·'} {recall:.2f} "
+            f"{ans.outcome.value[:3]} {ans.text[:110]!r}",
+            file=sys.stderr,
+        )
     with (OUT / f"answers-{args.set}.jsonl").open("w") as f:
         for row in per_item:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     n = len(per_item)
     answered = [r for r in per_item if r["outcome"] == Outcome.ANSWERED.value]
-    emit(f"answers-{args.set}", {
-        "set": args.set, "n": n, "model": args.model,
-        "contains_reference": round(sum(r["contains"] for r in per_item) / n, 3),
-        "mean_ref_recall": round(sum(r["ref_recall"] for r in per_item) / n, 3),
-        "answered": round(len(answered) / n, 3),
-        "cited_of_answered": round(sum(r["cited"] for r in answered) / max(1, len(answered)), 3),
-        "invalid_citations": sum(r["invalid_citations"] for r in per_item),
-        "seconds": summary([r["seconds"] for r in per_item]),
-        "first_token_ms": summary([r["first_token_ms"] or 0 for r in answered]),
-    })  # fmt: skip
+    emit(
+        f"answers-{args.set}",
+        {
+            "set": args.set,
+            "n": n,
+            "model": args.model,
+            "contains_reference": round(sum(r["contains"] for r in per_item) / n, 3),
+            "mean_ref_recall": round(sum(r["ref_recall"] for r in per_item) / n, 3),
+            "answered": round(len(answered) / n, 3),
+            "cited_of_answered": round(
+                sum(r["cited"] for r in answered) / max(1, len(answered)), 3
+            ),
+            "invalid_citations": sum(r["invalid_citations"] for r in per_item),
+            "seconds": summary([r["seconds"] for r in per_item]),
+            "first_token_ms": summary([r["first_token_ms"] or 0 for r in answered]),
+        },
+    )
     dari.close()
 
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +20,13 @@ from pydantic_settings import (
 from dari.errors import ConfigError
 
 
-class EmbedderSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings table: a misspelt key is an error, not a silently ignored default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedderSettings(_Section):
     name: Literal["use", "e5", "openai"] = "use"
     batch_size: int = Field(32, ge=1, le=1024)
     base_url: str = ""  # for name = "openai": an OpenAI-compatible /v1/embeddings
@@ -28,7 +34,7 @@ class EmbedderSettings(BaseModel):
     api_key: SecretStr = SecretStr("")
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(_Section):
     max_file_mb: float = Field(64.0, gt=0)  # larger files are refused with a hint
     text_fields: tuple[str, ...] = ("text", "contents", "content", "body")  # csv/jsonl columns
     title_field: str = "title"
@@ -37,13 +43,13 @@ class IngestSettings(BaseModel):
     )
 
 
-class ChunkingSettings(BaseModel):
+class ChunkingSettings(_Section):
     chunk_tokens: int = Field(128, ge=16, le=4096)  # children: what is indexed
     chunk_overlap: int = Field(24, ge=0, le=1024)
     section_tokens: int = Field(384, ge=32, le=8192)  # parents: what the LLM reads
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(_Section):
     top_k: int = Field(3, ge=1, le=50)  # sources given to the LLM
     candidates: int = Field(40, ge=1, le=1000)  # per retriever, before fusion
     rrf_k: int = Field(60, ge=1)
@@ -55,7 +61,7 @@ class RetrievalSettings(BaseModel):
     min_dense: float = Field(0.55, ge=-1, le=1)
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(_Section):
     backend: Literal["llama", "openai"] = "llama"
     model: str = "default"  # default | small | ci | a path to a .gguf file | a remote model name
     base_url: str = ""  # for backend = "openai", e.g. http://localhost:8000/v1

@@ -7,9 +7,10 @@ import re
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
-# Approximates the token count of a BPE tokenizer (Qwen, Llama): a word or number is about one
-# token, Hangul takes about one token per two syllables, other symbols one each.
-_TOKEN = re.compile(r"[A-Za-z]+|\d{1,3}|[\uac00-\ud7a3]{1,2}|[^\s\w]|\w", re.UNICODE)
+# Approximates the token count of a BPE tokenizer (Qwen, Llama): a common word is one token and
+# long letter runs one per 8 letters, numbers one per 3 digits, Hangul about one per two
+# syllables, other symbols one each.
+_TOKEN = re.compile(r"[A-Za-z]{1,8}|\d{1,3}|[\uac00-\ud7a3]{1,2}|[^\s\w]|\w", re.UNICODE)
 
 
 def detect_lang(text: str) -> str:

@@ -229,7 +229,7 @@ def _print_error(console: Console, exc: DariError) -> None:
 def main() -> None:
     """Entry point: the one place where dari's errors become messages and exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit
     except DariError as exc:
         _print_error(Console(stderr=True), exc)
         sys.exit(exc.exit_code)
@@ -247,6 +247,7 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

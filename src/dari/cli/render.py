@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -39,7 +40,7 @@ def ingest_report(console: Console, report: IngestReport, verbose: bool = False)
         for f in interesting:
             why = f"{f.reason} — {f.hint}" if f.hint else f.reason
             table.add_row(
-                escape(f.path),
+                escape(_short(f.path)),
                 f"[{_STYLE[f.status]}]{f.status.value}[/]",
                 str(f.documents or ""),
                 str(f.chunks or ""),
@@ -107,6 +108,14 @@ def status(console: Console, data: dict[str, Any]) -> None:
         f"store: {_size(data['store_bytes'])}   embedder: {data['embedder']}   "
         f"llm: {llm['backend']}{where} · {model}"
     )
+
+
+def _short(path: str) -> str:
+    """A path relative to the current folder when it is under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _size(n: int) -> str:

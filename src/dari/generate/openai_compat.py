@@ -46,7 +46,7 @@ class OpenAICompatGenerator:
             "seed": params.seed,
             "stream_options": {"include_usage": True},
         }
-        url = f"{self._client.base_url}/chat/completions"
+        url = self._s.base_url.rstrip("/") + "/chat/completions"
         self.last_usage = {}
         try:
             with self._client.stream("POST", "/chat/completions", json=body) as r:

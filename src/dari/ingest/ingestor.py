@@ -182,8 +182,9 @@ class Ingestor:
                 reason="file disappeared during ingest",
                 hint="it was moved or deleted; run ingest again if it is back",
             )
-        except IngestError as exc:
-            return FileResult(key, FileStatus.FAILED, reason=exc.message, hint=exc.hint)
+        except IngestError as exc:  # the table names the file already
+            reason = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path.name}: ")
+            return FileResult(key, FileStatus.FAILED, reason=reason, hint=exc.hint)
         except OSError as exc:
             return FileResult(
                 key,

@@ -19,12 +19,17 @@ class ParentChildSplitter:
     cut into children of about `chunk_tokens` with `chunk_overlap` tokens carried over."""
 
     def __init__(self, settings: ChunkingSettings, analyzer: Analyzer) -> None:
-        if settings.chunk_overlap >= settings.chunk_tokens:
-            from dari.errors import ConfigError
+        from dari.errors import ConfigError
 
+        if settings.chunk_overlap >= settings.chunk_tokens:
             raise ConfigError(
                 "chunking.chunk_overlap must be smaller than chunking.chunk_tokens",
                 "lower chunk_overlap or raise chunk_tokens in dari.toml",
+            )
+        if settings.chunk_tokens > settings.section_tokens:
+            raise ConfigError(
+                "chunking.chunk_tokens must not exceed chunking.section_tokens",
+                "children are cut from sections: lower chunk_tokens or raise section_tokens",
             )
         self._s = settings
         self._analyzer = analyzer
@@ -89,9 +94,12 @@ def _cut_long(text: str, limit: int) -> Iterator[str]:
         if buf and size + n > limit:
             yield "".join(buf)
             buf, size = [], 0
-        # A single "word" beyond the limit (a URL, unspaced text) is cut by characters.
+        # A single "word" beyond the limit (a URL, unspaced text) is cut by characters, each
+        # piece shrunk until it fits, since token density varies along the word.
         while n > limit:
             cut = max(1, len(word) * limit // n)
+            while cut > 1 and estimate_tokens(word[:cut]) > limit:
+                cut = max(1, cut * 3 // 4)
             yield word[:cut]
             word = word[cut:]
             n = estimate_tokens(word)

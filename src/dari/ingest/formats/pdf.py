@@ -19,9 +19,13 @@ _REPAIR_HINT = "open it in a PDF viewer and save or export it again, then ingest
 
 
 def read_pdf(path: Path, data: bytes, settings: IngestSettings) -> list[Extracted]:
+    import logging
+
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, PyPdfError
 
+    # pypdf logs its repairs ("EOF marker not found") to stderr; dari reports failures itself.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     # pypdf raises more than its own errors on broken files; all of them mean the same here.
     broken: tuple[type[BaseException], ...] = (
         *(PyPdfError, ValueError, TypeError, KeyError, IndexError, AttributeError),
