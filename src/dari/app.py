@@ -15,7 +15,7 @@ from dari.generate import models
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import TantivyIndex
 from dari.index.embedders import make_embedder
-from dari.index.store import CollectionInfo, Store
+from dari.index.store import Store
 from dari.index.vectors import NumpyVectorIndex
 from dari.ingest.ingestor import Ingestor, Progress
 from dari.ingest.splitter import ParentChildSplitter
@@ -65,7 +65,7 @@ class Dari:
         from dari.generate.llama import LlamaCppGenerator
 
         path = models.resolve(llm.model, self.home / "models")
-        return LlamaCppGenerator(path, llm, name=llm.model)
+        return LlamaCppGenerator(path, llm, name=llm.model, cache_dir=self.home / "cache" / "kv")
 
     @property
     def params(self) -> GenerationParams:
@@ -81,7 +81,7 @@ class Dari:
         return self._bm25[collection]
 
     def vectors(self, collection: str) -> NumpyVectorIndex:
-        generation = self.store.collection(collection).generation
+        generation = self.store.generation(collection)
         cached = self._vectors.get(collection)
         if cached is None or cached[0] != generation:
             index = NumpyVectorIndex.open(
@@ -90,13 +90,14 @@ class Dari:
             self._vectors[collection] = (generation, index)
         return self._vectors[collection][1]
 
-    def _check_embedder(self, info: CollectionInfo) -> None:
-        if info.embedder != self.embedder.name:
+    def _check_embedder(self, collection: str) -> None:
+        used = self.store.embedder_of(collection)  # raises UnknownCollection
+        if used != self.embedder.name:
             raise ConfigError(
-                f"collection '{info.name}' was embedded with '{info.embedder}', "
+                f"collection '{collection}' was embedded with '{used}', "
                 f"but embedder '{self.embedder.name}' is configured",
                 f"set embedder.name back, or delete and re-ingest: dari collections delete "
-                f"{info.name}",
+                f"{collection}",
             )
 
     # -- the jobs ----------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class Dari:
     ) -> IngestReport:
         check_collection_name(collection)
         if collection in self.store.collection_names():
-            self._check_embedder(self.store.collection(collection))
+            self._check_embedder(collection)
         splitter = ParentChildSplitter(self.settings.chunking, self.analyzer)
         ingestor = Ingestor(
             self.settings, self.store, self.bm25(collection), self.embedder, splitter
@@ -126,8 +127,7 @@ class Dari:
         return report
 
     def pipeline(self, collection: str) -> Pipeline:
-        info = self.store.collection(collection)  # raises UnknownCollection
-        self._check_embedder(info)
+        self._check_embedder(collection)
         retriever = HybridRetriever(
             self.settings.retrieval,
             self.store,

@@ -93,7 +93,8 @@ class Pipeline:
         guard = CitationFilter(len(hits))
         pieces: list[str] = []
         first_token_ms = None
-        for piece in generator.stream(messages, self._params):
+        fixed = 1 + 2 * len(template.demonstrations)  # system + demonstrations: cacheable
+        for piece in generator.stream(messages, self._params, prefix=fixed):
             if first_token_ms is None:
                 first_token_ms = (time.perf_counter() - t) * 1000
             shown = guard.feed(piece)
@@ -125,7 +126,7 @@ class Pipeline:
         if cited.attached and on_token:
             on_token(f" [{cited.cited[0]}]")
         usage = getattr(generator, "last_usage", {}) or {}
-        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        prompt_tokens = int(usage.get("prompt_tokens", 0) or usage.get("context_tokens", 0))
         completion_tokens = int(usage.get("completion_tokens", 0)) or len(pieces)
         citations = tuple(_citation(n, hits[n - 1]) for n in sorted(cited.cited))
         return self._finish(

@@ -62,12 +62,13 @@ class Retriever(Protocol):
 
 
 class Generator(Protocol):
-    """An LLM behind a chat interface. `stream` yields text pieces as they are generated."""
+    """An LLM behind a chat interface. `stream` yields text pieces as they are generated; the
+    first `prefix` messages are the same for every question, and a backend may cache them."""
 
     name: str
 
     def stream(
-        self, messages: Sequence[dict[str, str]], params: GenerationParams
+        self, messages: Sequence[dict[str, str]], params: GenerationParams, prefix: int = 0
     ) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...

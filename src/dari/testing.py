@@ -53,7 +53,9 @@ class FakeGenerator:
     def enqueue(self, answer: str) -> None:
         self.answers.append(answer)
 
-    def stream(self, messages: Sequence[dict[str, str]], params: GenerationParams) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[dict[str, str]], params: GenerationParams, prefix: int = 0
+    ) -> Iterator[str]:
         self.seen.append(list(messages))
         text = self.answers.popleft() if self.answers else "I don't know."
         words = text.split(" ")

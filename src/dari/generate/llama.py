@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -18,11 +21,15 @@ class LlamaCppGenerator:
     """Loads a GGUF once per process; consecutive prompts that share a prefix (the system message
     and demonstrations) reuse llama.cpp's KV cache, so only the new tokens are processed."""
 
-    def __init__(self, model_path: Path, settings: LLMSettings, name: str = "") -> None:
+    def __init__(
+        self, model_path: Path, settings: LLMSettings, name: str = "", cache_dir: Path | None = None
+    ) -> None:
         self._path = model_path
         self._s = settings
         self.name = name or model_path.stem
         self.last_usage: dict[str, int] = {}
+        self._cache_dir = cache_dir
+        self._prefix_key = ""  # which fixed prefix the KV cache holds now
 
     @cached_property
     def llm(self) -> Any:
@@ -51,8 +58,12 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def stream(self, messages: Sequence[dict[str, str]], params: GenerationParams) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[dict[str, str]], params: GenerationParams, prefix: int = 0
+    ) -> Iterator[str]:
         self.last_usage = {}
+        if prefix:
+            self._ensure_prefix(messages[:prefix])
         try:
             chunks = self.llm.create_chat_completion(
                 messages=list(messages),
@@ -72,9 +83,61 @@ class LlamaCppGenerator:
                 f"llama.cpp rejected the prompt: {exc}",
                 "lower retrieval.top_k or chunking.section_tokens, or raise llm.n_ctx",
             ) from exc
-        self.last_usage = {
-            "prompt_tokens": int(self.llm.n_tokens),  # tokens in context after the call
-        }
+        self.last_usage = {"context_tokens": int(self.llm.n_tokens)}
+
+    # -- the fixed prefix in the KV cache, kept on disk across processes ------------------------
+    def _ensure_prefix(self, fixed: Sequence[dict[str, str]]) -> None:
+        """Make the KV cache start with the fixed messages (system + demonstrations): load their
+        saved KV state, or evaluate them once and save it. llama-cpp-python then evaluates only
+        the tokens after the longest common prefix of each prompt."""
+        stat = self._path.stat()
+        key = hashlib.sha256(
+            json.dumps([self._path.name, stat.st_size, self._s.n_ctx, list(fixed)]).encode()
+        ).hexdigest()[:24]
+        if key == self._prefix_key:
+            return
+        path = self._cache_dir / f"{key}.kv" if self._cache_dir else None
+        if path is not None and path.exists() and self._load_state(path):
+            self._prefix_key = key
+            return
+        # An empty user turn after the fixed part: its opening tokens are shared with every
+        # real question, so the saved state covers everything up to the question's text.
+        self.llm.create_chat_completion(
+            messages=[*fixed, {"role": "user", "content": ""}], max_tokens=1, temperature=0.0
+        )
+        self._prefix_key = key
+        if path is not None:
+            self._save_state(path)
+
+    def _save_state(self, path: Path) -> None:
+        import llama_cpp
+
+        n = int(self.llm.n_tokens)
+        tokens = (llama_cpp.llama_token * n)(*self.llm.input_ids[:n].tolist())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        if llama_cpp.llama_state_seq_save_file(self.llm._ctx.ctx, str(tmp).encode(), 0, tokens, n):
+            os.replace(tmp, path)
+        else:
+            tmp.unlink(missing_ok=True)
+
+    def _load_state(self, path: Path) -> bool:
+        import llama_cpp
+
+        capacity = self._s.n_ctx
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = ctypes.c_size_t(0)
+        ok = llama_cpp.llama_state_seq_load_file(
+            self.llm._ctx.ctx, str(path).encode(), 0, tokens, capacity, ctypes.byref(count)
+        )
+        n = int(count.value)
+        if not ok or n == 0:
+            path.unlink(missing_ok=True)  # stale or from another llama.cpp: rebuild it
+            self.llm.reset()
+            return False
+        self.llm.input_ids[:n] = tokens[:n]
+        self.llm.n_tokens = n
+        return True
 
 
 @contextlib.contextmanager

@@ -35,7 +35,9 @@ class OpenAICompatGenerator:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    def stream(self, messages: Sequence[dict[str, str]], params: GenerationParams) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[dict[str, str]], params: GenerationParams, prefix: int = 0
+    ) -> Iterator[str]:
         body = {
             "model": self._s.model,
             "messages": list(messages),

@@ -137,6 +137,23 @@ class Store:
                 (name, embedder, dim, time.time()),
             )
 
+    def generation(self, name: str) -> int:
+        """The collection's write counter (cheap): derived indexes are stamped with it."""
+        row = self._db.execute(
+            "SELECT generation FROM collections WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise UnknownCollection(name, self.collection_names())
+        return int(row[0])
+
+    def embedder_of(self, name: str) -> str:
+        row = self._db.execute(
+            "SELECT embedder FROM collections WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise UnknownCollection(name, self.collection_names())
+        return str(row[0])
+
     def collection(self, name: str) -> CollectionInfo:
         row = self._db.execute(
             "SELECT name, embedder, dim, generation FROM collections WHERE name = ?", (name,)

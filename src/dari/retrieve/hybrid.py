@@ -100,7 +100,8 @@ class HybridRetriever:
             )
             if len(hits) == k:
                 break
-        coverage = self._coverage(terms, [h.text for h in hits])
+        # Coverage is judged on the matched children (short) rather than whole parent sections.
+        coverage = self._coverage(terms, [rows[h.chunk_id].chunk_text for h in hits])
         dense_top = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
         abstain = not hits or (coverage < self._s.min_coverage and dense_top < self._s.min_dense)
         timings["fuse_expand"] = (time.perf_counter() - t) * 1000
