@@ -254,7 +254,7 @@ def test_korean_split_at_sentence_boundaries(analyzer: Analyzer) -> None:
 
 
 def test_korean_children_overlap_by_a_sentence(analyzer: Analyzer) -> None:
-    sp = splitter(analyzer, chunk=32, overlap=14, section=400).split(
+    sp = splitter(analyzer, chunk=40, overlap=16, section=400).split(
         "d1", doc(Block(KO), lang="ko")
     )
     texts = [c.text for c in sp.chunks]

@@ -244,3 +244,23 @@ def test_deleted_chunks_are_skipped(dari: Dari, corpus: Path) -> None:
     hits = r.retrieve("refund").hits
     assert hits
     assert not any(h.source.endswith("refunds.md") for h in hits)
+
+
+def test_window_keeps_short_sections_whole() -> None:
+    from dari.retrieve.hybrid import window
+
+    assert window("Short section.", "Short section.", 100) == "Short section."
+
+
+def test_window_centres_long_sections_on_the_child() -> None:
+    from dari.retrieve.hybrid import window
+    from dari.text import estimate_tokens
+
+    lines = [f"Line {i} talks about item number {i} in some detail." for i in range(200)]
+    section = "\n".join(lines)
+    child = "Title > Heading\n" + "\n".join(lines[120:124])
+    text = window(section, child, 80)
+    assert "Line 120 talks" in text and "Line 123 talks" in text
+    assert text.startswith("… ") and text.endswith(" …")
+    assert estimate_tokens(text) <= 80 + 10
+    assert "Line 10 talks" not in text

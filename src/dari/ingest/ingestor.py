@@ -21,7 +21,7 @@ from dari.errors import IngestError
 from dari.index.bm25 import TantivyIndex
 from dari.index.store import Store
 from dari.ingest.loaders import SUPPORTED_SUFFIXES, is_sidecar, load_path
-from dari.ingest.splitter import ParentChildSplitter
+from dari.ingest.splitter import SPLITTER_VERSION, ParentChildSplitter
 from dari.protocols import Embedder
 from dari.types import Chunk, Document, FileResult, FileStatus, IngestReport, Section
 
@@ -96,7 +96,7 @@ class Ingestor:
         # What else decides a file's chunks: a change re-ingests files whose bytes did not change.
         s = settings
         self._recipe = hashlib.sha256(
-            repr((s.chunking, s.ingest, embedder.name)).encode()
+            repr((s.chunking, s.ingest, embedder.name, SPLITTER_VERSION)).encode()
         ).hexdigest()[:16]
 
     def recover(self, collection: str) -> int:

@@ -12,6 +12,8 @@ from dari.text import estimate_tokens
 from dari.types import Chunk, Document, Section, Split
 
 _WORDISH = re.compile(r"\S+\s*")
+# Bump when splitting changes for the same settings: files are then re-split on the next ingest.
+SPLITTER_VERSION = 2
 
 
 class ParentChildSplitter:

@@ -12,6 +12,7 @@ from dari.index.bm25 import TantivyIndex
 from dari.index.store import SourceRow, Store
 from dari.index.vectors import NumpyVectorIndex
 from dari.protocols import Embedder
+from dari.text import estimate_tokens
 from dari.types import Hit
 
 
@@ -95,8 +96,11 @@ class HybridRetriever:
             if row is None or row.section_id in seen_sections:
                 continue  # deleted since indexed, or its parent is already in
             seen_sections.add(row.section_id)
+            text = window(row.section_text, row.chunk_text, self._s.context_tokens // k)
             hits.append(
-                _hit(row, score, bm25_rank.get(cid), dense_rank.get(cid), dense_score.get(cid))
+                _hit(
+                    row, text, score, bm25_rank.get(cid), dense_rank.get(cid), dense_score.get(cid)
+                )
             )
             if len(hits) == k:
                 break
@@ -117,13 +121,41 @@ class HybridRetriever:
         return best
 
 
-def _hit(row: SourceRow, score: float, b: int | None, d: int | None, ds: float | None) -> Hit:
+def window(section: str, child: str, budget: int) -> str:
+    """The parent section, or — when it is over `budget` estimated tokens — the stretch of it
+    around the matched child, cut at line or sentence ends where possible."""
+    total = estimate_tokens(section)
+    if total <= budget:
+        return section
+    body = child.split("\n", 1)[1] if "\n" in child else child  # drop the header line
+    at = section.find(body[:40].strip()) if body.strip() else -1
+    width = max(1, len(section) * budget // total)  # characters that fit the budget
+    start = max(0, min(at if at >= 0 else 0, len(section) - width) - width // 6)
+    end = min(len(section), start + width)
+    if start > 0:  # begin after a line or sentence break near the cut
+        cut = max(
+            section.rfind("\n", start, start + width // 4),
+            section.rfind(". ", start, start + width // 4),
+        )
+        start = cut + 1 if cut >= start else start
+    if end < len(section):
+        cut = max(
+            section.rfind("\n", end - width // 4, end), section.rfind(". ", end - width // 4, end)
+        )
+        end = cut + 1 if cut > start else end
+    piece = section[start:end].strip()
+    return ("… " if start > 0 else "") + piece + (" …" if end < len(section) else "")
+
+
+def _hit(
+    row: SourceRow, text: str, score: float, b: int | None, d: int | None, ds: float | None
+) -> Hit:
     return Hit(
         chunk_id=row.chunk_id,
         section_id=row.section_id,
         doc_id=row.doc_id,
         score=score,
-        text=row.section_text,
+        text=text,
         source=row.source,
         title=row.title,
         heading=row.heading,
