@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import OUT, ROOT, emit, summary  # noqa: E402
+from _common import OUT, ROOT, emit, summary
 
-from dari.app import Dari  # noqa: E402
-from dari.config import Settings  # noqa: E402
-from dari.generate.prompt import template_for  # noqa: E402
-from dari.text import detect_lang  # noqa: E402
-from dari.types import GenerationParams  # noqa: E402
+from dari.app import Dari
+from dari.config import Settings
+from dari.generate.prompt import template_for
+from dari.text import detect_lang
+from dari.types import GenerationParams
 
 QUESTIONS = [
     "What is the default chunk size?",
@@ -68,8 +68,12 @@ def side_by_side(dari: Dari, collection: str, reps: int) -> dict:
                 llm.reset()
                 if who == "llama_cpp":
                     stream = llm.create_chat_completion(
-                        messages=messages, stream=True, temperature=0.0, top_p=1.0,
-                        max_tokens=64, seed=1,
+                        messages=messages,
+                        stream=True,
+                        temperature=0.0,
+                        top_p=1.0,
+                        max_tokens=64,
+                        seed=1,
                     )
                     first, total, n = timed_stream(stream)
                 else:
@@ -98,11 +102,19 @@ def warm_answers(dari: Dari, collection: str) -> dict:
         first.append(tm["retrieve"] + tm["first_token"])
         total.append(tm["total"])
         overhead.append(tm["total"] - tm["generate"] - tm.get("load_model", 0))
-        answers.append({"q": q, "answer": a.text, "citations": [c.n for c in a.citations],
-                        "ms": round(tm["total"])})
+        answers.append(
+            {
+                "q": q,
+                "answer": a.text,
+                "citations": [c.n for c in a.citations],
+                "ms": round(tm["total"]),
+            }
+        )
     return {
-        "first_token_ms": summary(first), "answer_ms": summary(total),
-        "dari_overhead_ms": summary(overhead), "answers": answers,
+        "first_token_ms": summary(first),
+        "answer_ms": summary(total),
+        "dari_overhead_ms": summary(overhead),
+        "answers": answers,
     }
 
 
@@ -111,8 +123,13 @@ def cold_cli(home: Path, collection: str, model: str) -> dict:
     walls = []
     for q in (QUESTIONS[0], QUESTIONS[3]):
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "dari.cli.main", "ask", q, "-c", collection,
-                              "--json"], capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "dari.cli.main", "ask", q, "-c", collection, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         walls.append(time.perf_counter() - t)
         json.loads(out.stdout)
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -316,3 +316,31 @@ def test_wal_mode_and_foreign_keys(store: Store) -> None:
     assert store._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
     with pytest.raises(sqlite3.IntegrityError):
         store._db.execute("INSERT INTO sections VALUES ('s', 'no-doc', 0, 't', '', NULL)")
+
+
+def test_disk_full_during_a_write_is_a_store_error_and_rolls_back(tmp_path: Path) -> None:
+    import sqlite3
+
+    from dari.errors import StoreError
+
+    store = Store(tmp_path / "dari.db")
+    store.ensure_collection("c", "fake", 4)
+
+    class FullDisk:
+        """Stands in for the connection: COMMIT fails the way SQLite reports a full disk."""
+
+        def __init__(self, real: sqlite3.Connection) -> None:
+            self.real = real
+
+        def execute(self, sql: str, *args: object) -> object:
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.real.execute(sql, *args)
+
+    real = store._db
+    store._db = FullDisk(real)  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="disk is full") as err, store.transaction() as db:
+        db.execute("UPDATE collections SET generation = 99 WHERE name = 'c'")
+    assert "free disk space" in err.value.hint
+    store._db = real
+    assert store.generation("c") == 0  # nothing half-written

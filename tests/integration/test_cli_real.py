@@ -183,3 +183,28 @@ def test_bad_input_folder_is_partial_and_loses_nothing(tmp_path: Path):
     assert again.returncode == 3
     statuses = {Path(f["path"]).name: f["status"] for f in json.loads(again.stdout)["files"]}
     assert statuses["good.md"] == "unchanged" and statuses["korean-euckr.txt"] == "unchanged"
+
+
+def test_chat_answers_follow_ups_and_shows_sources(ingested: tuple[Path, Path]):
+    home, _ = ingested
+    full_env = {
+        **os.environ,
+        "DARI_HOME": str(home),
+        "DARI_LLM__MODEL": "ci",
+        "DARI_LLM__MAX_TOKENS": "32",
+    }
+    script = (
+        "연차 휴가는 며칠인가요?\n/sources\n/reset\nWhat is the boiling point of mercury?\n/exit\n"
+    )
+    result = subprocess.run(
+        [*DARI, "chat", "-c", "hr"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dari chat · hr" in result.stdout
+    assert "don't know" in result.stdout  # the unrelated question abstains
+    assert "Traceback" not in result.stderr

@@ -33,7 +33,8 @@ class PromptTemplate:
     def data(self, question: str, hits: Sequence[Hit]) -> str:
         blocks = []
         for n, hit in enumerate(hits, start=1):
-            where = f" — {hit.heading}" if hit.heading and hit.heading != hit.title else ""
+            heading = hit.heading.removeprefix(hit.title).removeprefix(" > ")  # path repeats title
+            where = f" — {heading}" if heading else ""
             if hit.page:
                 where += f" (p. {hit.page})"
             blocks.append(
