@@ -54,7 +54,8 @@ class RetrievalSettings(_Section):
     candidates: int = Field(40, ge=1, le=1000)  # per retriever, before fusion
     # Budget for all sources together (estimated LLM tokens): each source is its parent section,
     # or the part of it around the matched child when the section is longer than its share.
-    # Measured: ~430 new tokens (sources, their header lines and the question) keep the first token near 5 s on 2 cores with the default model.
+    # Measured: ~430 new tokens (sources, their header lines, the question) keep the first
+    # token near 5 s on 2 cores with the default model.
     context_tokens: int = Field(360, ge=64, le=32000)
     rrf_k: int = Field(60, ge=1)
     bm25_weight: float = Field(1.0, ge=0)
