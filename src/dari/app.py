@@ -108,7 +108,6 @@ class Dari:
         acl: Sequence[str] = (),
         prune: bool = False,
         progress: Progress | None = None,
-        files: list[Path] | None = None,
     ) -> IngestReport:
         check_collection_name(collection)
         if collection in self.store.collection_names():
@@ -118,9 +117,7 @@ class Dari:
             self.settings, self.store, self.bm25(collection), self.embedder, splitter
         )
         try:
-            report = ingestor.run(
-                paths, collection, tuple(sorted(set(acl))), prune, progress, files
-            )
+            report = ingestor.run(paths, collection, tuple(sorted(set(acl))), prune, progress)
         finally:
             self.bm25(collection).close()
         self.vectors(collection)  # rebuild now so the first question is fast

@@ -87,11 +87,15 @@ def test_file_deleted_during_the_run_is_reported(dari: Dari, corpus: Path):
     files, _ = list_files([corpus])
     victim = files[-1]
 
-    def progress(result) -> None:
-        if victim.exists():
-            victim.unlink()
+    class DeleteTheLastFile:
+        def start(self, total: int) -> None:
+            assert total == len(files)
 
-    report = dari.ingest([corpus], "c", progress=progress, files=files)
+        def advance(self, result) -> None:
+            if victim.exists():
+                victim.unlink()
+
+    report = dari.ingest([corpus], "c", progress=DeleteTheLastFile())
     failed = [f for f in report.files if f.status == FileStatus.FAILED]
     assert [Path(f.path).name for f in failed] == [victim.name]
     assert "disappeared" in failed[0].reason

@@ -13,21 +13,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from dari.app import Dari
 from dari.cli import render
 from dari.config import load_settings
 from dari.errors import DariError
 from dari.generate import models
-from dari.types import Answer, FileResult, Outcome
+from dari.types import Answer, Outcome
 
 EXIT_PARTIAL = 3
 app = typer.Typer(
@@ -62,34 +54,10 @@ def ingest(
     json_out: JsonOut = False,
 ) -> None:
     """Load, split, embed and index files into a collection (incremental)."""
-    from dari.ingest.ingestor import list_files
-
     console = _console(json_out)
     dari = _dari()
-    files, _ = list_files(paths)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}", style="dim"),
-        console=console,
-        transient=True,
-        disable=json_out or not console.is_terminal,
-    ) as bar:
-        task = bar.add_task(f"ingest → {collection}", total=len(files), current="")
-
-        def progress(result: FileResult) -> None:
-            bar.update(
-                task,
-                advance=1 if result.status.value != "removed" else 0,
-                current=Path(result.path).name,
-            )
-
-        report = dari.ingest(paths, collection, acl, prune, progress)
+    with render.IngestBar(console, collection, disable=json_out) as bar:
+        report = dari.ingest(paths, collection, acl, prune, bar)
     dari.close()
     if json_out:
         print(render.to_json(report))

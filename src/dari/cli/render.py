@@ -9,9 +9,17 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from dari.types import Answer, FileStatus, IngestReport
+from dari.types import Answer, FileResult, FileStatus, IngestReport
 
 _STYLE = {
     FileStatus.ADDED: "green",
@@ -26,6 +34,40 @@ def to_json(value: Any) -> str:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+class IngestBar:
+    """A rich progress bar with ETA that the ingestor advances file by file."""
+
+    def __init__(self, console: Console, collection: str, disable: bool = False) -> None:
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[current]}", style="dim"),
+            console=console,
+            transient=True,
+            disable=disable or not console.is_terminal,
+        )
+        self._task = self._bar.add_task(f"ingest → {collection}", total=None, current="")
+
+    def __enter__(self) -> IngestBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def advance(self, result: FileResult) -> None:
+        moved = 0 if result.status == FileStatus.REMOVED else 1
+        self._bar.update(self._task, advance=moved, current=Path(result.path).name)
 
 
 def ingest_report(console: Console, report: IngestReport, verbose: bool = False) -> None:

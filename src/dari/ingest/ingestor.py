@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -25,7 +26,15 @@ from dari.ingest.splitter import SPLITTER_VERSION, ParentChildSplitter
 from dari.protocols import Embedder
 from dari.types import Chunk, Document, FileResult, FileStatus, IngestReport, Section
 
-Progress = Callable[[FileResult], None]
+
+class Progress(Protocol):
+    """Told how many files a run will look at, then of each file's result as it is known."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, result: FileResult) -> None: ...
+
+
 _BATCH_FILES = 32  # files per BM25 commit
 _BATCH_SECONDS = 5.0
 
@@ -118,16 +127,14 @@ class Ingestor:
         acl: tuple[str, ...] = (),
         prune: bool = False,
         progress: Progress | None = None,
-        files: list[Path] | None = None,
     ) -> IngestReport:
         started = time.perf_counter()
         timer = _Timer()
         self._store.ensure_collection(collection, self._embedder.name, self._embedder.dim)
         self.recover(collection)
-        if files is None:
-            files, problems = list_files(paths)
-        else:
-            problems = []
+        files, problems = list_files(paths)
+        if progress:
+            progress.start(len(files))
         results: list[FileResult] = list(problems)
         staged: list[str] = []
         last_commit = time.perf_counter()
@@ -137,7 +144,7 @@ class Ingestor:
                 staged.append(str(path))
             results.append(result)
             if progress:
-                progress(result)
+                progress.advance(result)
             if staged and (
                 len(staged) >= _BATCH_FILES or time.perf_counter() - last_commit > _BATCH_SECONDS
             ):
@@ -253,7 +260,7 @@ class Ingestor:
         for p in gone:
             result = FileResult(p, FileStatus.REMOVED)
             if progress:
-                progress(result)
+                progress.advance(result)
             yield result
 
 
