@@ -93,3 +93,21 @@ def test_unknown_collection_and_empty_question(dari: Dari, corpus: Path):
     dari.ingest([corpus], "c")
     with pytest.raises(InputError, match="empty"):
         dari.ask("   ", "c")
+
+
+def test_metadata_filters_apply_inside_retrieval(dari: Dari, corpus: Path, fake_generator):
+    dari.ingest([corpus], "c")
+    retriever = dari.pipeline("c")._retriever
+    hits = retriever.retrieve("office refund leave", 5, filters={"format": "txt"}).hits
+    assert hits and all(h.source.endswith("office.txt") for h in hits)
+    korean = retriever.retrieve("연차 휴가 refund office", 5, filters={"lang": "ko"}).hits
+    assert korean and all(h.source.endswith("leave.md") for h in korean)
+    assert retriever.retrieve("office", 5, filters={"format": "pdf"}).hits == ()
+
+
+def test_bad_filter_is_an_input_error():
+    from dari.index.filters import parse_filters
+
+    assert parse_filters(["lang=ko", "format = pdf"]) == {"lang": "ko", "format": "pdf"}
+    with pytest.raises(InputError, match="invalid filter 'lang'"):
+        parse_filters(["lang"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,9 @@ class Dari:
         acl: Sequence[str] | None = None,
         on_token: OnToken | None = None,
         history: Sequence[tuple[str, str]] = (),
+        filters: Mapping[str, str] | None = None,
     ) -> Answer:
-        return self.pipeline(collection).ask(question, top_k, acl, on_token, history)
+        return self.pipeline(collection).ask(question, top_k, acl, on_token, history, filters)
 
     def delete_collection(self, collection: str) -> None:
         self.store.delete_collection(collection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from dari.errors import InputError
 from dari.generate.citations import process
@@ -45,6 +45,7 @@ class Pipeline:
         acl: Sequence[str] | None = None,
         on_token: OnToken | None = None,
         history: Sequence[tuple[str, str]] = (),
+        filters: Mapping[str, str] | None = None,
     ) -> Answer:
         question = question.strip()
         if not question:
@@ -55,9 +56,10 @@ class Pipeline:
                 "shorten it; put long material into a document and ingest it",
             )
         started = time.perf_counter()
-        retrieval = self._retriever.retrieve(question, top_k, acl)
+        retrieval = self._retriever.retrieve(question, top_k, acl, filters)
         if retrieval.abstain and history:  # a follow-up may need the previous question
-            retrieval = self._retriever.retrieve(f"{history[-1][0]} {question}", top_k, acl)
+            follow_up = f"{history[-1][0]} {question}"
+            retrieval = self._retriever.retrieve(follow_up, top_k, acl, filters)
         timings = {f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()}
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         template = template_for(detect_lang(question))

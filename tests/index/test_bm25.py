@@ -10,14 +10,20 @@ import pytest
 from dari.errors import StoreError
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import TantivyIndex
+from dari.index.store import IndexRow
+
+
+def r(cid: str, doc: str, text: str, acl: tuple[str, ...] = (), meta=("lang=en",)) -> IndexRow:
+    return IndexRow(cid, doc, text, acl, tuple(meta))
+
 
 ROWS = [
-    ("ko1", "d-ko", "정규직 직원의 연차 휴가는 1년에 15일입니다.", ()),
-    ("ko2", "d-ko", "병가는 연간 최대 10일까지 유급으로 쓸 수 있습니다.", ()),
-    ("en1", "d-en", "Customers can request a refund within 30 days of purchase.", ()),
-    ("en2", "d-office", "The office opens at 8 am and closes at 6 pm.", ()),
-    ("hr1", "d-hr", "Salary advance refund rules for staff.", ("hr",)),
-    ("fin1", "d-fin", "Refund approvals above the limit need the CFO.", ("finance",)),
+    r("ko1", "d-ko", "정규직 직원의 연차 휴가는 1년에 15일입니다.", meta=("lang=ko",)),
+    r("ko2", "d-ko", "병가는 연간 최대 10일까지 유급으로 쓸 수 있습니다.", meta=("lang=ko",)),
+    r("en1", "d-en", "Customers can request a refund within 30 days of purchase."),
+    r("en2", "d-office", "The office opens at 8 am and closes at 6 pm."),
+    r("hr1", "d-hr", "Salary advance refund rules for staff.", ("hr",)),
+    r("fin1", "d-fin", "Refund approvals above the limit need the CFO.", ("finance",)),
 ]
 
 
@@ -112,7 +118,7 @@ def test_acl_filter_does_not_change_scores(shared: TantivyIndex) -> None:
 
 def test_document_with_several_acl_tags(tmp_path: Path, analyzer: Analyzer) -> None:
     ix = TantivyIndex(tmp_path / "bm25", analyzer)
-    ix.add([("c", "d", "budget review", ("hr", "finance"))])
+    ix.add([r("c", "d", "budget review", ("hr", "finance"))])
     ix.commit()
     assert ids(ix.search("budget", 10, ["finance"])) == ["c"]
     assert ids(ix.search("budget", 10, ["hr"])) == ["c"]
@@ -124,7 +130,7 @@ def test_document_with_several_acl_tags(tmp_path: Path, analyzer: Analyzer) -> N
 
 
 def test_uncommitted_adds_are_invisible(index: TantivyIndex) -> None:
-    index.add([("new1", "d-new", "Parking permits are issued by facilities.", ())])
+    index.add([r("new1", "d-new", "Parking permits are issued by facilities.", ())])
     assert index.search("parking", 10) == []
     assert index.num_docs() == len(ROWS)
     index.commit()
@@ -161,9 +167,9 @@ def test_reopening_from_disk_keeps_data(
 
 def test_uncommitted_adds_are_lost_on_reopen(tmp_path: Path, analyzer: Analyzer) -> None:
     ix = TantivyIndex(tmp_path / "bm25", analyzer)
-    ix.add([("c", "d", "committed text", ())])
+    ix.add([r("c", "d", "committed text", ())])
     ix.commit()
-    ix.add([("c2", "d2", "uncommitted text", ())])
+    ix.add([r("c2", "d2", "uncommitted text", ())])
     ix.close()
     again = TantivyIndex(tmp_path / "bm25", analyzer)
     assert ids(again.search("text", 10)) == ["c"]
@@ -183,10 +189,10 @@ def test_commit_without_writes_is_a_no_op(tmp_path: Path, analyzer: Analyzer) ->
 def test_second_writer_is_store_error(
     index: TantivyIndex, tmp_path: Path, analyzer: Analyzer
 ) -> None:
-    index.add([("x", "dx", "holding the writer", ())])
+    index.add([r("x", "dx", "holding the writer", ())])
     other = TantivyIndex(tmp_path / "bm25", analyzer)
     with pytest.raises(StoreError) as info:
-        other.add([("y", "dy", "second writer", ())])
+        other.add([r("y", "dy", "second writer", ())])
     assert "locked" in info.value.message
     assert "dari ingest" in info.value.hint
 
@@ -196,3 +202,10 @@ def test_unopenable_index_is_store_error(tmp_path: Path, analyzer: Analyzer) -> 
     with pytest.raises(StoreError) as info:
         TantivyIndex(tmp_path / "bm25", analyzer)
     assert "re-ingest" in info.value.hint
+
+
+def test_metadata_filter_inside_the_search(shared: TantivyIndex) -> None:
+    assert {c for c, _ in shared.search("휴가 병가", 10, where=["lang=ko"])} == {"ko1", "ko2"}
+    assert shared.search("휴가 병가", 10, where=["lang=en"]) == []
+    both = shared.search("refund", 10, acl=["hr"], where=["lang=en"])
+    assert {c for c, _ in both} == {"en1", "hr1"}

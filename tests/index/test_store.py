@@ -133,7 +133,10 @@ def test_failed_stage_is_rolled_back_whole(store: Store) -> None:
 def test_chunks_for_docs_in_order_with_acl(store: Store) -> None:
     store.stage_file("docs", "a.md", "sha1", 10, [row("d1", n=3, acl=("hr",))])
     rows = store.chunks_for_docs(["d1"])
-    assert rows == [(f"d1:c{i}", "d1", f"chunk {i} of d1", ["hr"]) for i in range(3)]
+    assert [(r.chunk_id, r.doc_id, r.text, r.acl) for r in rows] == [
+        (f"d1:c{i}", "d1", f"chunk {i} of d1", ("hr",)) for i in range(3)
+    ]
+    assert {"lang=en"} <= set(rows[0].meta)
 
 
 # --- removal --------------------------------------------------------------------------------
@@ -203,9 +206,9 @@ def test_ready_vectors(store: Store) -> None:
     store.stage_file("docs", "b.md", "sha2", 10, [b])
     store.finish_files("docs", ["a.md"])  # b.md stays pending: not ready, not returned
 
-    ids, acls, matrix = store.ready_vectors("docs")
+    ids, tags, matrix = store.ready_vectors("docs")
     assert ids == ["d1:c0", "d1:c1"]
-    assert acls == [["hr"], ["hr"]]
+    assert [acl for acl, _ in tags] == [("hr",), ("hr",)]
     assert matrix.dtype == np.float32
     np.testing.assert_array_equal(matrix, [[1, 0, 0, 0.5], [0, 1, 0, 0]])
 

@@ -166,7 +166,7 @@ def test_build_writes_the_stamped_file(store: Store, tmp_path: Path) -> None:
     meta = json.loads((folder / "vectors.json").read_text())
     assert meta["generation"] == store.collection("docs").generation
     assert meta["ids"] == ids
-    assert meta["groups"] == [["hr"]]
+    assert [acl for acl, _ in meta["groups"]] == [["hr"]]
     assert np.load(folder / "vectors.npy").shape == (3, DIM)
     assert not list(folder.glob("*.tmp"))
 
@@ -262,3 +262,13 @@ def test_pending_documents_are_not_indexed(store: Store, tmp_path: Path) -> None
         ],
     )
     assert open_index(store, tmp_path / "vec").ids == ready
+
+
+def test_metadata_filter_masks_rows_inside_the_search(store: Store, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    en = add_file(store, "a.md", unit(rng, 3))
+    index = open_index(store, tmp_path / "vec")
+    q = np.asarray(index._matrix[0])
+    assert {c for c, _ in index.search(q, 10, where=["lang=en"])} == set(en)
+    assert index.search(q, 10, where=["lang=ko"]) == []
+    assert index.search(q, 10, where=["format=md", "lang=en"])[0][0] == en[0]

@@ -19,6 +19,7 @@ from dari.cli import render
 from dari.config import load_settings
 from dari.errors import DariError
 from dari.generate import models
+from dari.index.filters import parse_filters
 from dari.types import Answer, Outcome
 
 EXIT_PARTIAL = 3
@@ -76,6 +77,10 @@ def ask(
         list[str] | None,
         typer.Option("--as", help="Answer as a user holding these ACL tags (default: no filter)."),
     ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Only documents with this metadata, KEY=VALUE (repeatable)."),
+    ] = None,
     stream: Annotated[bool, typer.Option(help="Stream tokens as they come.")] = True,
     json_out: JsonOut = False,
 ) -> None:
@@ -87,7 +92,8 @@ def ask(
     def on_token(piece: str) -> None:
         console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
 
-    answer = dari.ask(question, collection, top_k, acl, on_token if live else None)
+    filters = parse_filters(where or [])
+    answer = dari.ask(question, collection, top_k, acl, on_token if live else None, (), filters)
     dari.close()
     if json_out:
         print(render.answer_json(answer))

@@ -8,6 +8,7 @@ from typing import Any
 
 from dari.errors import StoreError
 from dari.index.analyzer import Analyzer
+from dari.index.store import IndexRow
 
 PUBLIC = "__public__"  # ACL token of documents that everyone may read
 
@@ -24,6 +25,7 @@ class TantivyIndex:
         builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
         builder.add_text_field("doc_id", stored=False, tokenizer_name="raw")
         builder.add_text_field("acl", stored=False, tokenizer_name="raw", index_option="basic")
+        builder.add_text_field("meta", stored=False, tokenizer_name="raw", index_option="basic")
         builder.add_text_field("body", stored=False, tokenizer_name="whitespace")
         self._schema = builder.build()
         try:
@@ -47,16 +49,18 @@ class TantivyIndex:
                 ) from exc
         return self._writer
 
-    def add(self, rows: Iterable[tuple[str, str, str, Sequence[str]]]) -> None:
+    def add(self, rows: Iterable[IndexRow]) -> None:
         rows = list(rows)
-        terms = self._analyzer.terms_many([text for _, _, text, _ in rows])
+        terms = self._analyzer.terms_many([row.text for row in rows])
         writer = self._w()
-        for (chunk_id, doc_id, _, acl), toks in zip(rows, terms, strict=True):
+        for row, toks in zip(rows, terms, strict=True):
             doc = self._tantivy.Document()
-            doc.add_text("chunk_id", chunk_id)
-            doc.add_text("doc_id", doc_id)
-            for tag in acl or [PUBLIC]:
+            doc.add_text("chunk_id", row.chunk_id)
+            doc.add_text("doc_id", row.doc_id)
+            for tag in row.acl or [PUBLIC]:
                 doc.add_text("acl", tag)
+            for token in row.meta:
+                doc.add_text("meta", token)
             doc.add_text("body", " ".join(toks))
             writer.add_document(doc)
 
@@ -81,14 +85,20 @@ class TantivyIndex:
             self._writer = None
 
     def search(
-        self, query: str, k: int, acl: Sequence[str] | None = None
+        self, query: str, k: int, acl: Sequence[str] | None = None, where: Sequence[str] = ()
     ) -> list[tuple[str, float]]:
         terms = list(dict.fromkeys(self._analyzer.terms(query)))
-        return self.search_terms(terms, k, acl)
+        return self.search_terms(terms, k, acl, where)
 
     def search_terms(
-        self, terms: Sequence[str], k: int, acl: Sequence[str] | None = None
+        self,
+        terms: Sequence[str],
+        k: int,
+        acl: Sequence[str] | None = None,
+        where: Sequence[str] = (),
     ) -> list[tuple[str, float]]:
+        """Top k chunks for analyzer terms, among those the ACL tags may read and whose
+        document has every `key=value` token in `where`."""
         if not terms:
             return []
         q = self._tantivy.Query
@@ -102,6 +112,11 @@ class TantivyIndex:
                 q.term_set_query(self._schema, "acl", [PUBLIC, *acl]), 0.0
             )
             body = q.boolean_query([(occur.Must, body), (occur.Must, allowed)])
+        if where:
+            must = [(occur.Must, q.term_query(self._schema, "meta", t)) for t in where]
+            body = q.boolean_query(
+                [(occur.Must, body), (occur.Must, q.const_score_query(q.boolean_query(must), 0.0))]
+            )
         self._index.reload()
         searcher = self._index.searcher()
         result = searcher.search(body, limit=k)

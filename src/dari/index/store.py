@@ -14,10 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from dari.errors import StoreError, UnknownCollection
+from dari.index.filters import meta_tokens
 from dari.types import Chunk, Document, Section
 
 SCHEMA_VERSION = 1
@@ -52,6 +54,16 @@ CREATE TABLE IF NOT EXISTS embeddings(key TEXT PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS traces(
   id TEXT PRIMARY KEY, collection TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
 """
+
+
+class IndexRow(NamedTuple):
+    """A chunk as the BM25 index takes it."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    acl: tuple[str, ...]
+    meta: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -311,16 +323,17 @@ class Store:
         return removed
 
     # -- chunks and embeddings -------------------------------------------------------------
-    def chunks_for_docs(self, doc_ids: Sequence[str]) -> list[tuple[str, str, str, list[str]]]:
-        """(chunk_id, doc_id, text, acl) rows to (re)index for the given documents."""
-        rows: list[tuple[str, str, str, list[str]]] = []
+    def chunks_for_docs(self, doc_ids: Sequence[str]) -> list[IndexRow]:
+        """Rows to (re)index for the given documents."""
+        rows: list[IndexRow] = []
         for doc_id in doc_ids:
-            for cid, text, acl in self._db.execute(
-                "SELECT c.id, c.text, d.acl FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                "WHERE c.doc_id = ? ORDER BY c.ordinal",
+            for cid, text, acl, fmt, lang, meta in self._db.execute(
+                "SELECT c.id, c.text, d.acl, d.format, d.lang, d.metadata FROM chunks c "
+                "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal",
                 (doc_id,),
             ):
-                rows.append((cid, doc_id, text, json.loads(acl)))
+                tokens = meta_tokens(fmt, lang, json.loads(meta))
+                rows.append(IndexRow(cid, doc_id, text, tuple(json.loads(acl)), tokens))
         return rows
 
     def cached_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -341,24 +354,27 @@ class Store:
                 [(k, v.astype(np.float16).tobytes()) for k, v in items],
             )
 
-    def ready_vectors(self, collection: str) -> tuple[list[str], list[list[str]], np.ndarray]:
-        """All indexed chunk ids of a collection with their ACL tags and embeddings."""
+    def ready_vectors(
+        self, collection: str
+    ) -> tuple[list[str], list[tuple[tuple[str, ...], tuple[str, ...]]], np.ndarray]:
+        """All indexed chunk ids of a collection, their (ACL tags, metadata tokens), and their
+        embeddings."""
         ids: list[str] = []
-        acls: list[list[str]] = []
+        tags: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         blobs: list[bytes] = []
-        for cid, acl, blob in self._db.execute(
-            "SELECT c.id, d.acl, e.vec FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            "JOIN embeddings e ON e.key = c.emb_key "
+        for cid, acl, fmt, lang, meta, blob in self._db.execute(
+            "SELECT c.id, d.acl, d.format, d.lang, d.metadata, e.vec FROM chunks c "
+            "JOIN documents d ON d.id = c.doc_id JOIN embeddings e ON e.key = c.emb_key "
             "WHERE d.collection = ? AND d.status = 'ready' ORDER BY c.rowid",
             (collection,),
         ):
             ids.append(cid)
-            acls.append(json.loads(acl))
+            tags.append((tuple(json.loads(acl)), meta_tokens(fmt, lang, json.loads(meta))))
             blobs.append(blob)
         if not blobs:
-            return ids, acls, np.zeros((0, 0), dtype=np.float32)
+            return ids, tags, np.zeros((0, 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1)
-        return ids, acls, matrix.astype(np.float32)
+        return ids, tags, matrix.astype(np.float32)
 
     def source_rows(self, chunk_ids: Sequence[str]) -> dict[str, SourceRow]:
         """Chunk → parent section → document, for `ready` documents only."""

@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from dari.index.filters import visible
 from dari.index.store import Store
+
+Tags = tuple[tuple[str, ...], tuple[str, ...]]  # (ACL tags, metadata tokens) of a document
 
 
 class NumpyVectorIndex:
-    """Brute-force cosine search: exact, ~10 ms at 100k × 512 on two cores."""
+    """Brute-force cosine search: exact, ~10 ms at 100k × 512 on two cores. Rows are grouped by
+    their document's tags, so ACL and metadata filters become a mask inside the search."""
 
     def __init__(
-        self,
-        ids: list[str],
-        acl_groups: np.ndarray,
-        groups: list[frozenset[str]],
-        matrix: np.ndarray,
+        self, ids: list[str], row_groups: np.ndarray, groups: list[Tags], matrix: np.ndarray
     ) -> None:
         self.ids = ids
-        self._acl_groups = acl_groups
+        self._row_groups = row_groups
         self._groups = groups
         self._matrix = matrix
 
@@ -38,50 +39,56 @@ class NumpyVectorIndex:
         meta_path, npy_path = folder / "vectors.json", folder / "vectors.npy"
         if meta_path.exists() and npy_path.exists():
             meta = json.loads(meta_path.read_text())
-            if meta.get("generation") == generation:
+            if meta.get("generation") == generation and meta.get("format") == _FORMAT:
                 matrix = np.load(npy_path, mmap_mode="r")
-                groups = [frozenset(g) for g in meta["groups"]]
-                return cls(
-                    meta["ids"], np.asarray(meta["acl_groups"], dtype=np.int32), groups, matrix
-                )
+                groups = [(tuple(a), tuple(m)) for a, m in meta["groups"]]
+                rows = np.asarray(meta["row_groups"], dtype=np.int32)
+                return cls(meta["ids"], rows, groups, matrix)
         return cls.build(store, collection, folder, generation)
 
     @classmethod
     def build(
         cls, store: Store, collection: str, folder: Path, generation: int
     ) -> NumpyVectorIndex:
-        ids, acls, matrix = store.ready_vectors(collection)
-        group_of: dict[frozenset[str], int] = {}
-        acl_groups = np.array(
-            [group_of.setdefault(frozenset(a), len(group_of)) for a in acls], dtype=np.int32
-        )
+        ids, tags, matrix = store.ready_vectors(collection)
+        group_of: dict[Tags, int] = {}
+        rows = np.array([group_of.setdefault(t, len(group_of)) for t in tags], dtype=np.int32)
         groups = list(group_of)
         folder.mkdir(parents=True, exist_ok=True)
         tmp_npy, tmp_meta = folder / "vectors.npy.tmp", folder / "vectors.json.tmp"
         with open(tmp_npy, "wb") as f:
             np.save(f, matrix)
         meta = {
+            "format": _FORMAT,
             "generation": generation,
             "ids": ids,
-            "acl_groups": acl_groups.tolist(),
-            "groups": [sorted(g) for g in groups],
+            "row_groups": rows.tolist(),
+            "groups": [[list(a), list(m)] for a, m in groups],
         }
         tmp_meta.write_text(json.dumps(meta))
         os.replace(tmp_npy, folder / "vectors.npy")
         os.replace(tmp_meta, folder / "vectors.json")  # written last: it carries the stamp
-        return cls(ids, acl_groups, groups, matrix)
+        return cls(ids, rows, groups, matrix)
 
     def search(
-        self, query: np.ndarray, k: int, acl: list[str] | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        acl: Sequence[str] | None = None,
+        where: Sequence[str] = (),
     ) -> list[tuple[str, float]]:
+        """Top k chunk ids by cosine similarity, among those the ACL tags may read and whose
+        document has every `key=value` token in `where`."""
         if len(self.ids) == 0:
             return []
         scores = np.asarray(self._matrix @ query.astype(np.float32).ravel())
-        if acl is not None:
-            allowed_groups = [i for i, g in enumerate(self._groups) if not g or g & set(acl)]
-            mask = np.isin(self._acl_groups, allowed_groups)
-            scores = np.where(mask, scores, -np.inf)
+        if acl is not None or where:
+            allowed = [i for i, (a, m) in enumerate(self._groups) if visible(a, m, acl, where)]
+            scores = np.where(np.isin(self._row_groups, allowed), scores, -np.inf)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
         return [(self.ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+
+_FORMAT = 2  # bump when the files' layout changes: older files are rebuilt from the store

@@ -20,7 +20,8 @@ import numpy as np
 from dari.config import Settings
 from dari.errors import IngestError
 from dari.index.bm25 import TantivyIndex
-from dari.index.store import Store
+from dari.index.filters import meta_tokens
+from dari.index.store import IndexRow, Store
 from dari.ingest.loaders import SUPPORTED_SUFFIXES, is_sidecar, load_path
 from dari.ingest.splitter import SPLITTER_VERSION, ParentChildSplitter
 from dari.protocols import Embedder
@@ -216,7 +217,9 @@ class Ingestor:
         old = self._store.stage_file(collection, key, sha, size, rows)
         self._bm25.delete_documents(old)
         self._bm25.add(
-            (c.id, doc_id, c.text, doc.acl) for doc_id, doc, sp in parts for c in sp.chunks
+            IndexRow(c.id, doc_id, c.text, doc.acl, meta_tokens(doc.format, doc.lang, doc.metadata))
+            for doc_id, doc, sp in parts
+            for c in sp.chunks
         )
         timer.index += time.perf_counter() - t
         status = FileStatus.UPDATED if state is not None else FileStatus.ADDED

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dari.config import RetrievalSettings
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import TantivyIndex
+from dari.index.filters import filter_tokens
 from dari.index.store import SourceRow, Store
 from dari.index.vectors import NumpyVectorIndex
 from dari.protocols import Embedder
@@ -64,14 +65,21 @@ class HybridRetriever:
         self._analyzer = analyzer
 
     def retrieve(
-        self, query: str, k: int | None = None, acl: Sequence[str] | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        acl: Sequence[str] | None = None,
+        filters: Mapping[str, str] | None = None,
     ) -> Retrieval:
+        """Sources for a question. `acl`: the tags the user holds (None: no ACL check, as for an
+        operator); `filters`: `key=value` metadata every source's document must have."""
         k = k or self._s.top_k
         acl_list = list(acl) if acl is not None else None
+        where = filter_tokens(filters)
         timings: dict[str, float] = {}
         t = time.perf_counter()
         terms = list(dict.fromkeys(self._analyzer.terms(query)))
-        lexical = self._bm25.search_terms(terms, self._s.candidates, acl_list)
+        lexical = self._bm25.search_terms(terms, self._s.candidates, acl_list, where)
         timings["bm25"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -80,7 +88,7 @@ class HybridRetriever:
             q = self._embedder.embed_queries([query])[0]
             timings["embed_query"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            dense = self._vectors().search(q, self._s.candidates, acl_list)
+            dense = self._vectors().search(q, self._s.candidates, acl_list, where)
         timings["dense"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
