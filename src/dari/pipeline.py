@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from dari.errors import InputError
 from dari.generate.citations import process
-from dari.generate.prompt import template_for
+from dari.generate.prompt import PromptTemplate, template_for
 from dari.generate.streaming import CitationFilter
 from dari.index.store import Store
 from dari.protocols import Generator
@@ -19,6 +19,20 @@ from dari.types import Answer, Citation, GenerationParams, Hit, Outcome, Trace
 
 OnToken = Callable[[str], None]
 MAX_QUESTION_CHARS = 4000
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one question has gathered so far, on its way to an Answer."""
+
+    question: str
+    retrieval: Retrieval
+    template: PromptTemplate
+    started: float
+    timings: dict[str, float]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    invalid: int = 0  # citation markers naming no given source, stripped
 
 
 class Pipeline:
@@ -47,14 +61,7 @@ class Pipeline:
         history: Sequence[tuple[str, str]] = (),
         filters: Mapping[str, str] | None = None,
     ) -> Answer:
-        question = question.strip()
-        if not question:
-            raise InputError("the question is empty", 'ask something, e.g. dari ask "..."')
-        if len(question) > MAX_QUESTION_CHARS:
-            raise InputError(
-                f"the question is {len(question)} characters long (limit {MAX_QUESTION_CHARS})",
-                "shorten it; put long material into a document and ingest it",
-            )
+        question = _checked(question)
         started = time.perf_counter()
         retrieval = self._retriever.retrieve(question, top_k, acl, filters)
         if retrieval.abstain and history:  # a follow-up may need the previous question
@@ -62,26 +69,29 @@ class Pipeline:
             retrieval = self._retriever.retrieve(follow_up, top_k, acl, filters)
         timings = {f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()}
         timings["retrieve"] = (time.perf_counter() - started) * 1000
-        template = template_for(detect_lang(question))
-        if retrieval.abstain:
+        run = _Run(question, retrieval, template_for(detect_lang(question)), started, timings)
+        if retrieval.abstain:  # too little support: say so without asking the model
             if on_token:
-                on_token(template.dont_know)
-            return self._finish(
-                question,
-                template.dont_know,
-                (),
-                Outcome.ABSTAINED,
-                retrieval,
-                template.version,
-                timings,
-                started,
-                0,
-                0,
-                0,
-            )
+                on_token(run.template.dont_know)
+            return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
+
+        raw = self._generate(run, history, on_token)
+        if not raw or _is_dont_know(raw, run.template.dont_know):
+            return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
         hits = retrieval.hits
-        messages = template.messages(question, hits)
-        if history:
+        cited = process(raw, len(hits), hits)
+        if cited.attached and on_token:
+            on_token(f" [{cited.cited[0]}]")
+        run.invalid += cited.invalid
+        citations = tuple(_citation(n, hits[n - 1]) for n in sorted(cited.cited))
+        return self._finish(run, cited.text, Outcome.ANSWERED, citations)
+
+    def _generate(
+        self, run: _Run, history: Sequence[tuple[str, str]], on_token: OnToken | None
+    ) -> str:
+        """Stream the model's answer through the citation filter; returns the filtered text."""
+        messages = run.template.messages(run.question, run.retrieval.hits)
+        if history:  # earlier turns go between the fixed prefix and the new question
             turns = [
                 m
                 for q, a in history[-2:]
@@ -90,96 +100,65 @@ class Pipeline:
             messages = messages[:-1] + turns + messages[-1:]
         t = time.perf_counter()
         generator = self._generator()
-        timings["load_model"] = (time.perf_counter() - t) * 1000
+        run.timings["load_model"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        guard = CitationFilter(len(hits))
+        guard = CitationFilter(len(run.retrieval.hits))
         pieces: list[str] = []
-        first_token_ms = None
-        fixed = 1 + 2 * len(template.demonstrations)  # system + demonstrations: cacheable
+        fixed = 1 + 2 * len(run.template.demonstrations)  # system + demonstrations: cacheable
         for piece in generator.stream(messages, self._params, prefix=fixed):
-            if first_token_ms is None:
-                first_token_ms = (time.perf_counter() - t) * 1000
+            if "first_token" not in run.timings:
+                run.timings["first_token"] = (time.perf_counter() - t) * 1000
             shown = guard.feed(piece)
             pieces.append(shown)
             if on_token and shown:
                 on_token(shown)
-        tail = guard.flush()
-        pieces.append(tail)
-        if on_token and tail:
-            on_token(tail)
-        timings["generate"] = (time.perf_counter() - t) * 1000
-        timings["first_token"] = first_token_ms or timings["generate"]
-        raw = "".join(pieces).strip()
-        if not raw or _is_dont_know(raw, template.dont_know):
-            return self._finish(
-                question,
-                template.dont_know,
-                (),
-                Outcome.ABSTAINED,
-                retrieval,
-                template.version,
-                timings,
-                started,
-                0,
-                0,
-                guard.invalid,
-            )
-        cited = process(raw, len(hits), hits)
-        if cited.attached and on_token:
-            on_token(f" [{cited.cited[0]}]")
+        pieces.append(guard.flush())
+        if on_token and pieces[-1]:
+            on_token(pieces[-1])
+        run.timings["generate"] = (time.perf_counter() - t) * 1000
+        run.timings.setdefault("first_token", run.timings["generate"])
+        run.invalid = guard.invalid
         usage = getattr(generator, "last_usage", {}) or {}
-        prompt_tokens = int(usage.get("prompt_tokens", 0) or usage.get("context_tokens", 0))
-        completion_tokens = int(usage.get("completion_tokens", 0)) or len(pieces)
-        citations = tuple(_citation(n, hits[n - 1]) for n in sorted(cited.cited))
-        return self._finish(
-            question,
-            cited.text,
-            citations,
-            Outcome.ANSWERED,
-            retrieval,
-            template.version,
-            timings,
-            started,
-            prompt_tokens,
-            completion_tokens,
-            guard.invalid + cited.invalid,
-        )
+        run.prompt_tokens = int(usage.get("prompt_tokens", 0) or usage.get("context_tokens", 0))
+        run.completion_tokens = int(usage.get("completion_tokens", 0)) or len(pieces) - 1
+        return "".join(pieces).strip()
 
     def _finish(
-        self,
-        question: str,
-        text: str,
-        citations: tuple[Citation, ...],
-        outcome: Outcome,
-        retrieval: Retrieval,
-        prompt_version: str,
-        timings: dict[str, float],
-        started: float,
-        prompt_tokens: int,
-        completion_tokens: int,
-        invalid: int,
+        self, run: _Run, text: str, outcome: Outcome, citations: tuple[Citation, ...] = ()
     ) -> Answer:
-        timings["total"] = (time.perf_counter() - started) * 1000
+        run.timings["total"] = (time.perf_counter() - run.started) * 1000
         trace = Trace(
             id=uuid.uuid4().hex,
-            query=question,
+            query=run.question,
             collection=self.collection,
             outcome=outcome,
-            hits=retrieval.hits,
-            timings_ms=timings,
+            hits=run.retrieval.hits,
+            timings_ms=run.timings,
             model=self._model_name,
-            prompt_version=prompt_version,
+            prompt_version=run.template.version,
             params=self._params,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            invalid_citations=invalid,
+            prompt_tokens=run.prompt_tokens,
+            completion_tokens=run.completion_tokens,
+            invalid_citations=run.invalid,
         )
         body = dataclasses.asdict(trace)
-        body["coverage"], body["dense_top"] = retrieval.coverage, retrieval.dense_top
+        body["coverage"], body["dense_top"] = run.retrieval.coverage, run.retrieval.dense_top
         for hit in body["hits"]:
             hit.pop("text", None)  # the trace keeps ids and scores, not document text
         self._store.save_trace(trace.id, self.collection, body)
         return Answer(text=text, citations=citations, outcome=outcome, trace=trace)
+
+
+def _checked(question: str) -> str:
+    question = question.strip()
+    if not question:
+        raise InputError("the question is empty", 'ask something, e.g. dari ask "..."')
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(
+            f"the question is {len(question)} characters long (limit {MAX_QUESTION_CHARS})",
+            "shorten it; put long material into a document and ingest it",
+        )
+    return question
 
 
 def _citation(n: int, hit: Hit) -> Citation:

@@ -151,27 +151,21 @@ class Store:
 
     def generation(self, name: str) -> int:
         """The collection's write counter (cheap): derived indexes are stamped with it."""
-        row = self._db.execute(
-            "SELECT generation FROM collections WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            raise UnknownCollection(name, self.collection_names())
-        return int(row[0])
+        return int(self._collection_row(name)[3])
 
     def embedder_of(self, name: str) -> str:
-        row = self._db.execute(
-            "SELECT embedder FROM collections WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            raise UnknownCollection(name, self.collection_names())
-        return str(row[0])
+        return str(self._collection_row(name)[1])
 
-    def collection(self, name: str) -> CollectionInfo:
+    def _collection_row(self, name: str) -> tuple[str, str, int, int]:
         row = self._db.execute(
             "SELECT name, embedder, dim, generation FROM collections WHERE name = ?", (name,)
         ).fetchone()
         if row is None:
             raise UnknownCollection(name, self.collection_names())
+        return tuple(row)  # type: ignore[return-value]
+
+    def collection(self, name: str) -> CollectionInfo:
+        row = self._collection_row(name)
         files, docs, chunks = self._db.execute(
             """SELECT (SELECT count(*) FROM files WHERE collection = :c AND status = 'ready'),
                       (SELECT count(*) FROM documents WHERE collection = :c AND status = 'ready'),
