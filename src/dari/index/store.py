@@ -162,7 +162,7 @@ class Store:
         ).fetchone()
         if row is None:
             raise UnknownCollection(name, self.collection_names())
-        return tuple(row)  # type: ignore[return-value]
+        return (str(row[0]), str(row[1]), int(row[2]), int(row[3]))
 
     def collection(self, name: str) -> CollectionInfo:
         row = self._collection_row(name)
