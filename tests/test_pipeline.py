@@ -111,3 +111,30 @@ def test_bad_filter_is_an_input_error():
     assert parse_filters(["lang=ko", "format = pdf"]) == {"lang": "ko", "format": "pdf"}
     with pytest.raises(InputError, match="invalid filter 'lang'"):
         parse_filters(["lang"])
+
+
+def test_bm25_index_with_an_older_schema_is_rebuilt_from_the_store(
+    dari: Dari, corpus: Path, settings
+):
+    import shutil
+
+    import tantivy
+
+    dari.ingest([corpus], "c")
+    chunks = dari.store.collection("c").chunks
+    dari.close()
+    folder = settings.home_dir / "collections" / "c" / "bm25"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    old = tantivy.SchemaBuilder()
+    old.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
+    old.add_text_field("body", stored=False, tokenizer_name="whitespace")
+    tantivy.Index(old.build(), path=str(folder))  # an index as an older release wrote it
+
+    again = Dari(settings)
+    again.analyzer = dari.analyzer
+    again.__dict__["embedder"] = dari.embedder
+    assert again.bm25("c").num_docs() == chunks
+    hits = again.pipeline("c")._retriever.retrieve("refund within 30 days").hits
+    assert hits[0].source.endswith("refunds.md")
+    again.close()

@@ -13,7 +13,7 @@ from dari.config import Settings
 from dari.errors import ConfigError, InputError
 from dari.generate import models
 from dari.index.analyzer import Analyzer
-from dari.index.bm25 import TantivyIndex
+from dari.index.bm25 import SchemaChanged, TantivyIndex
 from dari.index.embedders import make_embedder
 from dari.index.store import Store
 from dari.index.vectors import NumpyVectorIndex
@@ -77,7 +77,16 @@ class Dari:
 
     def bm25(self, collection: str) -> TantivyIndex:
         if collection not in self._bm25:
-            self._bm25[collection] = TantivyIndex(self._folder(collection) / "bm25", self.analyzer)
+            folder = self._folder(collection) / "bm25"
+            try:
+                index = TantivyIndex(folder, self.analyzer)
+            except SchemaChanged:  # written by an older dari: rebuild it from SQLite
+                shutil.rmtree(folder)
+                index = TantivyIndex(folder, self.analyzer)
+                index.add(self.store.chunks_for_docs(self.store.ready_doc_ids(collection)))
+                index.commit()
+                index.close()
+            self._bm25[collection] = index
         return self._bm25[collection]
 
     def vectors(self, collection: str) -> NumpyVectorIndex:

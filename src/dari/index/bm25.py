@@ -13,6 +13,10 @@ from dari.index.store import IndexRow
 PUBLIC = "__public__"  # ACL token of documents that everyone may read
 
 
+class SchemaChanged(StoreError):
+    """The index on disk was written by an older dari; it is rebuilt from the store."""
+
+
 class TantivyIndex:
     """One collection's BM25 index on disk. Writes are staged and become visible on `commit`."""
 
@@ -31,7 +35,14 @@ class TantivyIndex:
         try:
             path.mkdir(parents=True, exist_ok=True)
             self._index = tantivy.Index(self._schema, path=str(path), reuse=True)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
+            if "schema does not match" in str(exc):
+                raise SchemaChanged(f"the BM25 index at {path} has an older schema") from exc
+            raise StoreError(
+                f"cannot open the BM25 index at {path}: {exc}",
+                "delete that folder and re-ingest the collection to rebuild it",
+            ) from exc
+        except OSError as exc:
             raise StoreError(
                 f"cannot open the BM25 index at {path}: {exc}",
                 "delete that folder and re-ingest the collection to rebuild it",

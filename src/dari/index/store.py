@@ -330,6 +330,14 @@ class Store:
                 rows.append(IndexRow(cid, doc_id, text, tuple(json.loads(acl)), tokens))
         return rows
 
+    def ready_doc_ids(self, collection: str) -> list[str]:
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT id FROM documents WHERE collection = ? AND status = 'ready'", (collection,)
+            )
+        ]
+
     def cached_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for i in range(0, len(keys), 500):
