@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -126,7 +127,7 @@ def timed_ingest(
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=n_files)
         t = time.perf_counter()
-        report = dari.ingest([folder], COLLECTION, progress=lambda _r: bar.advance(task))
+        report = dari.ingest([folder], COLLECTION, progress=_Advance(bar, task))
         wall = time.perf_counter() - t
     return report, wall, counter.texts - before
 
@@ -250,6 +251,19 @@ def main() -> None:
             "peak_rss_mb": round(peak_rss_mb(), 1),
         },
     )
+
+
+class _Advance:
+    """Moves a rich task one step per file, as dari's ingest progress protocol asks."""
+
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self._bar, self._task = bar, task
+
+    def start(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def advance(self, _result: object) -> None:
+        self._bar.advance(self._task)
 
 
 if __name__ == "__main__":
