@@ -77,11 +77,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--prompt", default="grounded-v2")
     ap.add_argument("--home", default=str(OUT / "home"))
     args = ap.parse_args()
 
     settings = Settings(
-        home=Path(args.home), llm={"model": args.model}, ingest={"id_field": "doc_id"}
+        home=Path(args.home),
+        llm={"model": args.model, "prompt": args.prompt},
+        ingest={"id_field": "doc_id"},
     )
     dari = Dari(settings)
     corpus, items = load_set(args.set, args.n, args.seed)
@@ -117,17 +120,18 @@ def main() -> None:
             f"{ans.outcome.value[:3]} {ans.text[:110]!r}",
             file=sys.stderr,
         )
-    with (OUT / f"answers-{args.set}.jsonl").open("w") as f:
+    with (OUT / f"answers-{args.set}-{args.prompt}.jsonl").open("w") as f:
         for row in per_item:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     n = len(per_item)
     answered = [r for r in per_item if r["outcome"] == Outcome.ANSWERED.value]
     emit(
-        f"answers-{args.set}",
+        f"answers-{args.set}-{args.prompt}",
         {
             "set": args.set,
             "n": n,
             "model": args.model,
+            "prompt": args.prompt,
             "contains_reference": round(sum(r["contains"] for r in per_item) / n, 3),
             "mean_ref_recall": round(sum(r["ref_recall"] for r in per_item) / n, 3),
             "answered": round(len(answered) / n, 3),

@@ -12,6 +12,7 @@ from typing import Any
 from dari.config import Settings
 from dari.errors import ConfigError, InputError
 from dari.generate import models
+from dari.generate.prompt import template_for
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import SchemaChanged, TantivyIndex
 from dari.index.embedders import make_embedder
@@ -144,7 +145,13 @@ class Dari:
         )
         model_name = self.settings.llm.model
         return Pipeline(
-            collection, retriever, lambda: self.generator, self.store, self.params, model_name
+            collection,
+            retriever,
+            lambda: self.generator,
+            self.store,
+            self.params,
+            model_name,
+            template_for("en", self.settings.llm.prompt).version,  # fails early when unknown
         )
 
     def ask(

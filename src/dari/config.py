@@ -68,6 +68,7 @@ class RetrievalSettings(_Section):
 
 class LLMSettings(_Section):
     backend: Literal["llama", "openai"] = "llama"
+    prompt: str = "grounded-v2"  # prompt template version (dari.generate.prompt)
     model: str = "default"  # default | small | ci | a path to a .gguf file | a remote model name
     base_url: str = ""  # for backend = "openai", e.g. http://localhost:8000/v1
     api_key: SecretStr = SecretStr("")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from dari.errors import InputError
 from dari.generate.citations import process
-from dari.generate.prompt import PromptTemplate, template_for
+from dari.generate.prompt import DEFAULT_VERSION, PromptTemplate, template_for
 from dari.generate.streaming import CitationFilter
 from dari.index.store import Store
 from dari.protocols import Generator
@@ -44,8 +44,10 @@ class Pipeline:
         store: Store,
         params: GenerationParams,
         model_name: str,
+        prompt_version: str = DEFAULT_VERSION,
     ) -> None:
         self.collection = collection
+        self._prompt_version = prompt_version
         self._retriever = retriever
         self._generator = generator
         self._store = store
@@ -69,7 +71,8 @@ class Pipeline:
             retrieval = self._retriever.retrieve(follow_up, top_k, acl, filters)
         timings = {f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()}
         timings["retrieve"] = (time.perf_counter() - started) * 1000
-        run = _Run(question, retrieval, template_for(detect_lang(question)), started, timings)
+        template = template_for(detect_lang(question), self._prompt_version)
+        run = _Run(question, retrieval, template, started, timings)
         if retrieval.abstain:  # too little support: say so without asking the model
             if on_token:
                 on_token(run.template.dont_know)

@@ -7,7 +7,7 @@ its KV cache and only the sources and the question are processed per question.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dari.types import Hit
 
@@ -109,8 +109,65 @@ _KO = PromptTemplate(
     dont_know="제공된 문서에서는 답을 찾을 수 없습니다.",
 )
 
-TEMPLATES: dict[str, PromptTemplate] = {"en": _EN, "ko": _KO}
+# v2: copy names and numbers exactly, and a demonstration of a comparison question, the kind
+# a small model most often gets backwards (measured on HaluEval QA, see docs/benchmarks.md).
+_EN_V2 = replace(
+    _EN,
+    version="grounded-v2",
+    system=_EN.system.replace(
+        "3. Use only facts written in the sources.",
+        "3. Copy names, numbers and terms exactly as the sources write them. When the question "
+        "compares two things, check the facts for both before you answer. Use only facts "
+        "written in the sources.",
+    ),
+    demonstrations=(
+        _EN.demonstrations[0],
+        (
+            "[1] North Gate\nThe North Gate was opened in 1995.\n\n"
+            "[2] South Gate\nThe South Gate was opened in 1990 after two years of work.\n\n"
+            "Question: Which opened first, the North Gate or the South Gate?",
+            "The South Gate opened first, in 1990 [2], five years before the North Gate, "
+            "which opened in 1995 [1].",
+        ),
+        _EN.demonstrations[1],
+    ),
+)
+_KO_V2 = replace(
+    _KO,
+    version="grounded-v2",
+    system=_KO.system.replace(
+        "3. 출처에 적힌 사실만 사용하고",
+        "3. 이름, 숫자, 용어는 출처에 적힌 그대로 옮기세요. 두 대상을 비교하는 질문이면 둘의 "
+        "사실을 모두 확인한 뒤 답하세요. 출처에 적힌 사실만 사용하고",
+    ),
+    demonstrations=(
+        _KO.demonstrations[0],
+        (
+            "[1] 북문\n북문은 1995년에 개방되었습니다.\n\n"
+            "[2] 남문\n남문은 2년의 공사 끝에 1990년에 개방되었습니다.\n\n"
+            "질문: 북문과 남문 중 어느 쪽이 먼저 개방되었나요?",
+            "남문이 1990년에 먼저 개방되었습니다 [2]. 북문은 그보다 5년 늦은 1995년에 "
+            "개방되었습니다 [1].",
+        ),
+        _KO.demonstrations[1],
+    ),
+)
+
+TEMPLATES: dict[tuple[str, str], PromptTemplate] = {
+    (t.version, t.lang): t for t in (_EN, _KO, _EN_V2, _KO_V2)
+}
+DEFAULT_VERSION = "grounded-v2"
 
 
-def template_for(lang: str) -> PromptTemplate:
-    return TEMPLATES.get(lang, _EN)
+def template_for(lang: str, version: str = DEFAULT_VERSION) -> PromptTemplate:
+    """The template of a version for a language (English for languages without their own)."""
+    key = (version, lang if (version, lang) in TEMPLATES else "en")
+    if key not in TEMPLATES:
+        from dari.errors import ConfigError
+
+        known = sorted({v for v, _ in TEMPLATES})
+        raise ConfigError(
+            f"unknown prompt version '{version}' (known: {', '.join(known)})",
+            "set llm.prompt in dari.toml or DARI_LLM__PROMPT",
+        )
+    return TEMPLATES[key]
