@@ -43,14 +43,15 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert s.home == Path("~/.dari")
     assert s.home_dir == Path.home() / ".dari"
-    assert s.embedder.name == "use"
+    assert s.embedder.name == "e5"
     assert (s.chunking.chunk_tokens, s.chunking.chunk_overlap, s.chunking.section_tokens) == (
         128,
         24,
         384,
     )
     assert (s.retrieval.top_k, s.retrieval.candidates, s.retrieval.rrf_k) == (3, 40, 60)
-    assert (s.retrieval.bm25_weight, s.retrieval.dense_weight) == (1.0, 0.5)
+    assert (s.retrieval.bm25_weight, s.retrieval.dense_weight) == (1.0, 1.0)
+    assert (s.retrieval.min_coverage, s.retrieval.min_dense) == (0.25, None)
     assert (s.llm.backend, s.llm.model, s.llm.base_url) == ("llama", "default", "")
     assert s.llm.api_key.get_secret_value() == ""
     assert (s.llm.temperature, s.llm.top_p, s.llm.max_tokens, s.llm.seed) == (0.1, 0.9, 256, 7)

@@ -24,10 +24,12 @@ class Splitter(Protocol):
 
 
 class Embedder(Protocol):
-    """Texts to L2-normalised float32 vectors, one row per text."""
+    """Texts to L2-normalised float32 vectors, one row per text. `min_dense` is the cosine
+    similarity below which a question counts as unsupported (calibrated per model)."""
 
     name: str
     dim: int
+    min_dense: float
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 

@@ -17,6 +17,7 @@ class FakeEmbedder:
 
     name = "fake-hash"
     dim = 64
+    min_dense = 0.55
 
     def __init__(self, analyzer: Analyzer | None = None) -> None:
         self._analyzer = analyzer or Analyzer()

@@ -115,7 +115,8 @@ class HybridRetriever:
         # Coverage is judged on the matched children (short) rather than whole parent sections.
         coverage = self._coverage(terms, [rows[h.chunk_id].chunk_text for h in hits])
         dense_top = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
-        abstain = not hits or (coverage < self._s.min_coverage and dense_top < self._s.min_dense)
+        min_dense = self._s.min_dense if self._s.min_dense is not None else self._embedder.min_dense
+        abstain = not hits or (coverage < self._s.min_coverage and dense_top < min_dense)
         timings["fuse_expand"] = (time.perf_counter() - t) * 1000
         return Retrieval(tuple(order_for_context(hits)), coverage, dense_top, abstain, timings)
 
