@@ -25,7 +25,7 @@ class UseEmbedder:
 
     name = "use-m3"
     dim = 512
-    # Similarity floor for abstention (with coverage < 0.34): 1.8 % / 5.3 % of answerable
+    # Similarity floor for abstention (measured with min_coverage 0.34): 1.8 % / 5.3 % of answerable
     # AutoRAG-KO / SciFact questions abstained, 100 % of unrelated ones (bench/embedders.py).
     min_dense = 0.55
 
