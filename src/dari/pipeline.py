@@ -112,6 +112,8 @@ class Pipeline:
             if "first_token" not in run.timings:
                 run.timings["first_token"] = (time.perf_counter() - t) * 1000
             shown = guard.feed(piece)
+            if not any(pieces):
+                shown = shown.lstrip()  # the model often opens with a space
             pieces.append(shown)
             if on_token and shown:
                 on_token(shown)

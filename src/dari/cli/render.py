@@ -104,8 +104,9 @@ def sources(console: Console, answer: Answer) -> None:
     console.print()
     for c in answer.citations:
         where = []
-        if c.heading and c.heading != c.title:
-            where.append(c.heading)
+        heading = c.heading.removeprefix(c.title).removeprefix(" > ")  # the path repeats title
+        if heading:
+            where.append(heading)
         if c.page:
             where.append(f"p. {c.page}")
         extra = f" — {' · '.join(where)}" if where else ""

@@ -116,9 +116,10 @@ _EN_V2 = replace(
     version="grounded-v2",
     system=_EN.system.replace(
         "3. Use only facts written in the sources.",
-        "3. Copy names, numbers and terms exactly as the sources write them. When the question "
-        "compares two things, check the facts for both before you answer. Use only facts "
-        "written in the sources.",
+        "3. Even when the answer is a single name, number or command, write it as a sentence "
+        '("The command is `backup --all`."). Copy names, numbers and terms exactly as the '
+        "sources write them. When the question compares two things, check the facts for both "
+        "before you answer. Use only facts written in the sources.",
     ),
     demonstrations=(
         _EN.demonstrations[0],
@@ -137,7 +138,8 @@ _KO_V2 = replace(
     version="grounded-v2",
     system=_KO.system.replace(
         "3. 출처에 적힌 사실만 사용하고",
-        "3. 이름, 숫자, 용어는 출처에 적힌 그대로 옮기세요. 두 대상을 비교하는 질문이면 둘의 "
+        '3. 답이 이름, 숫자, 명령 하나뿐이어도 "명령은 `backup --all`입니다."처럼 문장으로 쓰세요. '
+        "이름, 숫자, 용어는 출처에 적힌 그대로 옮기세요. 두 대상을 비교하는 질문이면 둘의 "
         "사실을 모두 확인한 뒤 답하세요. 출처에 적힌 사실만 사용하고",
     ),
     demonstrations=(
