@@ -144,6 +144,8 @@ def main() -> None:
     home = OUT / "generation-home"
     dari = Dari(Settings(home=home, llm={"model": args.model}))
     collection = "dari-docs"
+    if collection in dari.store.collection_names():
+        dari.delete_collection(collection)  # it may have been embedded with another embedder
     dari.ingest([ROOT / "docs"], collection)
     figures = {"model": args.model, "cpu_count": os.cpu_count()}
     t = time.perf_counter()

@@ -224,7 +224,7 @@ def bench_set(name: str, args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated: scifact,autorag")
-    ap.add_argument("--embedder", choices=["use", "e5"], default="use")
+    ap.add_argument("--embedder", choices=["use", "e5"], default="e5")
     ap.add_argument("--limit", type=int, default=None, help="first N documents of each corpus")
     ap.add_argument("--rows-per-file", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3, help="no-change re-ingests (median)")

@@ -333,9 +333,10 @@ def disk_sizes(home: Path) -> dict[str, int]:
 
 
 def real_query_embedding(queries: list[tuple[str, str]], n: int) -> dict[str, Any]:
-    from dari.index.embedders import UseEmbedder
+    from dari.config import Settings
+    from dari.index.embedders import make_embedder
 
-    embedder = UseEmbedder()
+    embedder = make_embedder(Settings().embedder)  # the configured default (e5)
     t = time.perf_counter()
     embedder.embed_queries(["warm-up"])
     load_s = time.perf_counter() - t
