@@ -75,7 +75,9 @@ def side_by_side(dari: Dari, collection: str, reps: int) -> dict:
                         max_tokens=64,
                         seed=1,
                     )
-                    first, total, n = timed_stream(stream)
+                    # count text pieces only, as dari's stream yields (no role/finish chunks)
+                    content = (c for c in stream if c["choices"][0]["delta"].get("content"))
+                    first, total, n = timed_stream(content)
                 else:
                     first, total, n = timed_stream(gen.stream(messages, params, prefix=0))
                 n_prompt = int(llm.n_tokens) - n

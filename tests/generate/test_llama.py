@@ -68,3 +68,16 @@ def test_a_corrupt_state_file_is_rebuilt(tmp_path: Path):
     assert isinstance(text, str)
     (rebuilt,) = tmp_path.glob("*.kv")
     assert rebuilt.stat().st_size > 1000
+
+
+def test_a_reset_cache_is_noticed_and_the_prefix_reloaded(tmp_path: Path):
+    template = template_for("en")
+    messages = template.messages("When does the office open?", [HIT])
+    fixed = 1 + 2 * len(template.demonstrations)
+    params = GenerationParams(temperature=0.0, max_tokens=4)
+    gen = make(tmp_path)
+    list(gen.stream(messages, params, prefix=fixed))
+    gen.llm.reset()  # e.g. another caller used the model in between
+    assert not gen._holds(gen._prefix_head)
+    list(gen.stream(messages, params, prefix=fixed))
+    assert gen._holds(gen._prefix_head) and len(gen._prefix_head) > 100

@@ -30,6 +30,7 @@ class LlamaCppGenerator:
         self.last_usage: dict[str, int] = {}
         self._cache_dir = cache_dir
         self._prefix_key = ""  # which fixed prefix the KV cache holds now
+        self._prefix_head: list[int] = []  # its tokens, less the empty user turn's closing ones
 
     @cached_property
     def llm(self) -> Any:
@@ -94,20 +95,31 @@ class LlamaCppGenerator:
         key = hashlib.sha256(
             json.dumps([self._path.name, stat.st_size, self._s.n_ctx, list(fixed)]).encode()
         ).hexdigest()[:24]
-        if key == self._prefix_key:
+        if key == self._prefix_key and self._holds(self._prefix_head):
             return
         path = self._cache_dir / f"{key}.kv" if self._cache_dir else None
         if path is not None and path.exists() and self._load_state(path):
-            self._prefix_key = key
+            self._remember(key)
             return
         # An empty user turn after the fixed part: its opening tokens are shared with every
         # real question, so the saved state covers everything up to the question's text.
         self.llm.create_chat_completion(
             messages=[*fixed, {"role": "user", "content": ""}], max_tokens=1, temperature=0.0
         )
-        self._prefix_key = key
+        self._remember(key)
         if path is not None:
             self._save_state(path)
+
+    def _remember(self, key: str) -> None:
+        self._prefix_key = key
+        n = int(self.llm.n_tokens)
+        self._prefix_head = self.llm.input_ids[: max(0, n - _TAIL)].tolist()
+
+    def _holds(self, head: list[int]) -> bool:
+        """Whether the KV cache still starts with these tokens (a reset or another prompt may
+        have replaced them)."""
+        n = len(head)
+        return int(self.llm.n_tokens) >= n and self.llm.input_ids[:n].tolist() == head
 
     def _save_state(self, path: Path) -> None:
         import llama_cpp
@@ -138,6 +150,9 @@ class LlamaCppGenerator:
         self.llm.input_ids[:n] = tokens[:n]
         self.llm.n_tokens = n
         return True
+
+
+_TAIL = 12  # tokens of the empty user turn and generation prompt after the fixed messages
 
 
 @contextlib.contextmanager
