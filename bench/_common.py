@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.progress import Progress
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("DARI_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "bench" / "out"
@@ -49,3 +51,26 @@ def emit(name: str, figures: dict[str, Any]) -> None:
     text = json.dumps(figures, ensure_ascii=False, indent=2)
     (OUT / f"{name}.json").write_text(text)
     print(text)
+
+
+def machine() -> dict[str, Any]:
+    """What makes these numbers noisy: cores, load when the run started, BLAS thread settings."""
+    env = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "thread_env": {k: os.environ[k] for k in env if k in os.environ},
+    }
+
+
+class Advance:
+    """Moves a rich task one step per file, as dari's ingest progress protocol asks."""
+
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self._bar, self._task = bar, task
+
+    def start(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def advance(self, _result: object) -> None:
+        self._bar.advance(self._task)

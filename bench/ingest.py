@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import OUT, emit, need_data, peak_rss_mb
+from _common import OUT, Advance, emit, machine, need_data, peak_rss_mb
 
 from dari.app import Dari
 from dari.config import Settings
@@ -57,16 +55,6 @@ class CountingEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.inner.embed_queries(texts)
-
-
-def machine() -> dict[str, object]:
-    """What makes these numbers noisy: cores, load when the run started, BLAS thread settings."""
-    env = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    return {
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "thread_env": {k: os.environ[k] for k in env if k in os.environ},
-    }
 
 
 def corpus_rows(name: str, limit: int | None) -> list[dict[str, str]]:
@@ -127,7 +115,7 @@ def timed_ingest(
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=n_files)
         t = time.perf_counter()
-        report = dari.ingest([folder], COLLECTION, progress=_Advance(bar, task))
+        report = dari.ingest([folder], COLLECTION, progress=Advance(bar, task))
         wall = time.perf_counter() - t
     return report, wall, counter.texts - before
 
@@ -251,19 +239,6 @@ def main() -> None:
             "peak_rss_mb": round(peak_rss_mb(), 1),
         },
     )
-
-
-class _Advance:
-    """Moves a rich task one step per file, as dari's ingest progress protocol asks."""
-
-    def __init__(self, bar: Progress, task: Any) -> None:
-        self._bar, self._task = bar, task
-
-    def start(self, total: int) -> None:
-        self._bar.update(self._task, total=total)
-
-    def advance(self, _result: object) -> None:
-        self._bar.advance(self._task)
 
 
 if __name__ == "__main__":

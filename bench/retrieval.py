@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import shutil
 import sys
@@ -38,7 +37,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import OUT, emit, need_data, peak_rss_mb, summary
+from _common import OUT, Advance, emit, machine, need_data, peak_rss_mb, summary
 
 from dari.app import Dari
 from dari.config import RetrievalSettings, Settings
@@ -83,16 +82,6 @@ class HashedEmbedder(FakeEmbedder):
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._batch(texts)
-
-
-def machine() -> dict[str, Any]:
-    """What makes these numbers noisy: cores, load when the run started, BLAS thread settings."""
-    env = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    return {
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "thread_env": {k: os.environ[k] for k in env if k in os.environ},
-    }
 
 
 def rss_mb() -> float:
@@ -227,7 +216,7 @@ def build(folder: str, home: str, n_files: int) -> dict[str, Any]:
     with progress() as bar:
         task = bar.add_task(f"ingest {Path(folder).name}", total=n_files)
         t = time.perf_counter()
-        report = dari.ingest([Path(folder)], COLLECTION, progress=_Advance(bar, task))
+        report = dari.ingest([Path(folder)], COLLECTION, progress=Advance(bar, task))
         seconds = time.perf_counter() - t
     info = dari.store.collection(COLLECTION)
     dari.close()
@@ -441,19 +430,6 @@ def main() -> None:
         "retrieval" if args.sizes == "10000,100000" else f"retrieval-{args.sizes.replace(',', '-')}"
     )
     emit(name, figures)
-
-
-class _Advance:
-    """Moves a rich task one step per file, as dari's ingest progress protocol asks."""
-
-    def __init__(self, bar: Progress, task: Any) -> None:
-        self._bar, self._task = bar, task
-
-    def start(self, total: int) -> None:
-        self._bar.update(self._task, total=total)
-
-    def advance(self, _result: object) -> None:
-        self._bar.advance(self._task)
 
 
 if __name__ == "__main__":
