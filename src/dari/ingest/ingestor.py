@@ -11,7 +11,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -86,7 +86,6 @@ class _Timer:
     parse: float = 0.0
     embed: float = 0.0
     index: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Ingestor:
