@@ -42,7 +42,14 @@ class MissingExtra(ConfigError):
 
 
 class IngestError(DariError):
+    """A file that could not be loaded. `reason` is the message without the file's name, for
+    reports that show the file in a column of its own."""
+
     exit_code = 65  # EX_DATAERR
+
+    def __init__(self, message: str, hint: str = "", reason: str = "") -> None:
+        super().__init__(message, hint)
+        self.reason = reason or message
 
 
 class StoreError(DariError):

@@ -31,3 +31,9 @@ def estimate_tokens(text: str) -> int:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def heading_below_title(title: str, heading: str) -> str:
+    """A heading path without the document title it usually starts with ("Guide > Install" under
+    the title "Guide" → "Install"), so the two are not shown twice."""
+    return heading.removeprefix(title).removeprefix(" > ") if title else heading

@@ -215,3 +215,11 @@ def test_changing_chunking_acl_or_sidecar_reingests(dari: Dari, corpus: Path):
     assert report["office.txt"] == FileStatus.UPDATED and report["leave.md"] == FileStatus.UNCHANGED
     dari.settings.chunking.chunk_tokens = 64
     assert set(statuses(dari.ingest([corpus], "c", acl=["hr"])).values()) == {FileStatus.UPDATED}
+
+
+def test_failure_reason_does_not_repeat_the_file_name(dari: Dari, corpus: Path):
+    (corpus / "empty.txt").write_text("")
+    report = dari.ingest([corpus], "c")
+    (failed,) = [f for f in report.files if f.status == FileStatus.FAILED]
+    assert failed.path.endswith("empty.txt") and "empty" in failed.reason
+    assert "empty.txt" not in failed.reason

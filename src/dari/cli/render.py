@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dari.text import heading_below_title
 from dari.types import Answer, FileResult, FileStatus, IngestReport
 
 _STYLE = {
@@ -104,7 +105,7 @@ def sources(console: Console, answer: Answer) -> None:
     console.print()
     for c in answer.citations:
         where = []
-        heading = c.heading.removeprefix(c.title).removeprefix(" > ")  # the path repeats title
+        heading = heading_below_title(c.title, c.heading)
         if heading:
             where.append(heading)
         if c.page:

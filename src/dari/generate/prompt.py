@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from dari.text import heading_below_title
 from dari.types import Hit
 
 
@@ -33,7 +34,7 @@ class PromptTemplate:
     def data(self, question: str, hits: Sequence[Hit]) -> str:
         blocks = []
         for n, hit in enumerate(hits, start=1):
-            heading = hit.heading.removeprefix(hit.title).removeprefix(" > ")  # path repeats title
+            heading = heading_below_title(hit.title, hit.heading)
             where = f" — {heading}" if heading else ""
             if hit.page:
                 where += f" (p. {hit.page})"

@@ -189,9 +189,8 @@ class Ingestor:
                 reason="file disappeared during ingest",
                 hint="it was moved or deleted; run ingest again if it is back",
             )
-        except IngestError as exc:  # the table names the file already
-            reason = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path.name}: ")
-            return FileResult(key, FileStatus.FAILED, reason=reason, hint=exc.hint)
+        except IngestError as exc:  # the report names the file already
+            return FileResult(key, FileStatus.FAILED, reason=exc.reason, hint=exc.hint)
         except OSError as exc:
             return FileResult(
                 key,

@@ -42,7 +42,7 @@ class Extracted:
 
 def fail(path: Path, what: str, hint: str) -> IngestError:
     """An IngestError whose message starts with the file it is about."""
-    return IngestError(f"{path}: {what}", hint)
+    return IngestError(f"{path}: {what}", hint, reason=what)
 
 
 def reason(exc: BaseException) -> str:
