@@ -62,7 +62,6 @@ def side_by_side(dari: Dari, collection: str, reps: int) -> dict:
     for q in QUESTIONS:
         hits = dari.pipeline(collection)._retriever.retrieve(q).hits
         messages = template_for(detect_lang(q)).messages(q, hits)
-        n_prompt = 0
         for _ in range(reps):
             for who in ("llama_cpp", "dari"):
                 llm.reset()
