@@ -30,8 +30,10 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="Local GGUF models shipped as packages.")
 collections_app = typer.Typer(no_args_is_help=True, help="Manage collections.")
+eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on eval sets.")
 app.add_typer(models_app, name="models")
 app.add_typer(collections_app, name="collections")
+app.add_typer(eval_app, name="eval")
 
 Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -192,6 +194,56 @@ def collections_delete(name: Annotated[str, typer.Argument()]) -> None:
     dari.delete_collection(name)
     dari.close()
     _console().print(f"deleted collection '{name}'")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[
+        Path,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or a QA folder "
+            "(corpus.jsonl, qa.jsonl with question, gold_ids, answers).",
+        ),
+    ],
+    configs: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated configurations: bm25, bm25-ws (words split at spaces), dense, "
+            "hybrid; each may add retrieval settings, e.g. hybrid:dense_weight=0.5:rrf_k=20."
+        ),
+    ] = "bm25,dense,hybrid",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for report.json/.html.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Rank an eval set's documents with several retrieval configurations side by side:
+    nDCG@10, recall@1/5/10/20, MRR@10 with 95 % bootstrap intervals, latency."""
+    from dari.eval import report
+    from dari.eval.datasets import load_set
+    from dari.eval.retrieval import RetrievalEval, parse_configs
+
+    specs = parse_configs(configs)
+    evalset = load_set(dataset, split, limit)
+    console = _console(json_out)
+    runner = RetrievalEval(load_settings())
+    try:
+        collection = runner.collection_for(evalset)
+        with render.IngestBar(console, collection, disable=json_out) as bar:
+            runner.prepare(evalset, bar)
+        with render.QueryBar(console, disable=json_out) as qbar:
+            run = runner.run(evalset, specs, progress=qbar)
+    finally:
+        runner.close()
+    data = report.write(run, output) if output else report.summary(run)
+    if json_out:
+        print(render.to_json(data))
+    else:
+        render.retrieval_eval(console, data, output)
 
 
 def _print_error(console: Console, exc: DariError) -> None:

@@ -71,6 +71,76 @@ class IngestBar:
         self._bar.update(self._task, advance=moved, current=Path(result.path).name)
 
 
+class QueryBar:
+    """A rich progress bar over the queries of each configuration in an eval run."""
+
+    def __init__(self, console: Console, disable: bool = False) -> None:
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("queries"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=disable or not console.is_terminal,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> QueryBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start(self, label: str, total: int) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(f"eval {label}", total=total)
+
+    def advance(self) -> None:
+        self._bar.update(self._task, advance=1)
+
+
+def retrieval_eval(console: Console, data: dict[str, Any], output: Path | None) -> None:
+    """The metric table of a retrieval eval: means ± half their 95 % interval, and the paired
+    difference to the baseline (green/red when its interval excludes 0)."""
+    ds = data["dataset"]
+    table = Table(
+        title=f"retrieval eval: {escape(ds['name'])} ({ds['queries']} queries, "
+        f"{ds['documents']} documents, {ds['lang']})"
+    )
+    table.add_column("config", no_wrap=True)
+    columns = {"ndcg@10": "nDCG@10", "recall@1": "R@1", "recall@5": "R@5", "recall@10": "R@10"}
+    columns |= {"recall@20": "R@20", "mrr@10": "MRR@10"}
+    if any("answer_in_context" in row for row in data["configs"].values()):
+        columns["answer_in_context"] = "ans∈ctx"
+    for title in columns.values():
+        table.add_column(title, justify="right", no_wrap=True)
+    table.add_column("p50/p95 ms", justify="right", no_wrap=True)
+    table.add_column(f"ΔnDCG vs {escape(data['baseline'])}", justify="right", no_wrap=True)
+    for label, row in data["configs"].items():
+        cells = [escape(label)]
+        for name in columns:
+            lo, hi = row["ci95"][name]
+            cells.append(f"{row[name]:.3f}[dim]±{(hi - lo) / 2:.2f}[/]")
+        cells.append(f"{row['latency_ms_p50']:.0f}/{row['latency_ms_p95']:.0f}")
+        vs = row.get("vs_" + data["baseline"], {}).get("ndcg@10")
+        if vs is None:
+            cells.append("[dim]baseline[/]")
+        else:
+            lo, hi = vs["ci95"]
+            tone = "green" if lo > 0 else "red" if hi < 0 else "dim"
+            cells.append(f"[{tone}]{vs['delta']:+.3f}±{(hi - lo) / 2:.3f}[/]")
+        table.add_row(*cells)
+    console.print(table)
+    if output is not None:
+        console.print(f"report: {escape(str(output / 'report.html'))} (and report.json)")
+
+
 def ingest_report(console: Console, report: IngestReport, verbose: bool = False) -> None:
     interesting = [f for f in report.files if verbose or f.status != FileStatus.UNCHANGED]
     if interesting:

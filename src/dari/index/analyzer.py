@@ -243,3 +243,25 @@ class Analyzer:
 
 
 _EN_SENT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
+
+
+class SimpleAnalyzer(Analyzer):
+    """Baseline analysis for comparisons: words split at spaces and punctuation, lowercased, no
+    morphemes, stems or stop words (a Korean word keeps its particles: "휴가는" ≠ "휴가")."""
+
+    @cached_property
+    def _simple(self) -> Any:
+        import tantivy
+
+        return (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase())
+            .build()
+        )
+
+    def terms(self, text: str) -> list[str]:
+        return list(self._simple.analyze(text))
+
+    def terms_many(self, texts: Sequence[str]) -> list[list[str]]:
+        return [self.terms(t) for t in texts]

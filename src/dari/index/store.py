@@ -330,6 +330,16 @@ class Store:
                 rows.append(IndexRow(cid, doc_id, text, tuple(json.loads(acl)), tokens))
         return rows
 
+    def external_ids(self, collection: str) -> dict[str, str]:
+        """Document source → the id its row or sidecar gave it (metadata `id`), else the source."""
+        return {
+            source: str(json.loads(meta).get("id") or source)
+            for source, meta in self._db.execute(
+                "SELECT source, metadata FROM documents WHERE collection = ? AND status = 'ready'",
+                (collection,),
+            )
+        }
+
     def ready_doc_ids(self, collection: str) -> list[str]:
         return [
             r[0]

@@ -79,7 +79,9 @@ class HybridRetriever:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         terms = list(dict.fromkeys(self._analyzer.terms(query)))
-        lexical = self._bm25.search_terms(terms, self._s.candidates, acl_list, where)
+        lexical: list[tuple[str, float]] = []
+        if self._s.bm25_weight > 0:
+            lexical = self._bm25.search_terms(terms, self._s.candidates, acl_list, where)
         timings["bm25"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()

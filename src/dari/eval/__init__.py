@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics on eval sets, reports."""
