@@ -156,75 +156,8 @@ _KO_V2 = replace(
     ),
 )
 
-# v3: demonstrations of the question shapes a small model gets wrong most (measured on HaluEval QA
-# and AutoRAG-KO, see docs/benchmarks.md): a two-step ("bridge") question whose answer sits in a
-# second source, a comparison, and a yes/no question answered with its reason.
-_EN_V3 = replace(
-    _EN_V2,
-    version="grounded-v3",
-    system=_EN_V2.system.replace(
-        "When the question compares two things, check the facts for both before you answer.",
-        "When the question asks about something described in another source (the founder of a "
-        "company, the birthplace of a person), follow it to that source and answer with the "
-        "final fact, not the thing in between. When the question compares two things, check "
-        "the facts for both before you answer. Answer yes/no questions with yes or no and the "
-        "reason.",
-    ),
-    demonstrations=(
-        _EN.demonstrations[0],
-        (
-            "[1] Larkspur Records\nLarkspur Records is an independent label founded in 1988 by "
-            "the singer Mara Quist.\n\n"
-            "[2] Mara Quist\nMara Quist (born 1961) is a folk singer from Tromsø, Norway.\n\n"
-            "Question: In which city was the founder of Larkspur Records born?",
-            "The founder of Larkspur Records, Mara Quist [1], was born in Tromsø, Norway [2].",
-        ),
-        _EN_V2.demonstrations[1],
-        (
-            "[1] Harbor Café\nThe Harbor Café is a coffee chain based in Portugal.\n\n"
-            "[2] Alpine Roasters\nAlpine Roasters is a coffee company based in Austria.\n\n"
-            "Question: Are Harbor Café and Alpine Roasters based in the same country?",
-            "No. Harbor Café is based in Portugal [1], while Alpine Roasters is based in "
-            "Austria [2].",
-        ),
-        _EN.demonstrations[1],
-    ),
-)
-_KO_V3 = replace(
-    _KO_V2,
-    version="grounded-v3",
-    system=_KO_V2.system.replace(
-        "두 대상을 비교하는 질문이면",
-        "질문의 대상이 다른 출처에 설명되어 있으면(회사의 창업자, 사람의 출생지 등) 그 출처까지 "
-        "따라가 중간 대상이 아닌 최종 사실로 답하세요. 두 대상을 비교하는 질문이면",
-    ).replace(
-        "사실을 모두 확인한 뒤 답하세요.",
-        '사실을 모두 확인한 뒤 답하세요. 예/아니요 질문에는 "네" 또는 "아니요"와 그 이유를 '
-        "한국어 문장으로 답하세요.",
-    ),
-    demonstrations=(
-        _KO.demonstrations[0],
-        (
-            "[1] 라크스퍼 레코드\n라크스퍼 레코드는 1988년 가수 마라 퀴스트가 세운 독립 "
-            "음반사입니다.\n\n"
-            "[2] 마라 퀴스트\n마라 퀴스트(1961년생)는 노르웨이 트롬쇠 출신의 포크 가수입니다.\n\n"
-            "질문: 라크스퍼 레코드를 세운 사람은 어느 도시에서 태어났나요?",
-            "라크스퍼 레코드를 세운 마라 퀴스트는 [1] 노르웨이 트롬쇠에서 태어났습니다 [2].",
-        ),
-        _KO_V2.demonstrations[1],
-        (
-            "[1] 사내 메신저 안내\n사내 메신저는 자동 백업 기능이 있어 대화 기록을 매일 "
-            "서버에 저장합니다.\n\n"
-            "질문: 사내 메신저의 대화 기록을 따로 백업해야 하나요?",
-            "아니요, 따로 백업하지 않아도 됩니다. 사내 메신저는 자동 백업 기능으로 대화 기록을 "
-            "매일 서버에 저장합니다 [1].",
-        ),
-        _KO.demonstrations[1],
-    ),
-)
-
 TEMPLATES: dict[tuple[str, str], PromptTemplate] = {
-    (t.version, t.lang): t for t in (_EN, _KO, _EN_V2, _KO_V2, _EN_V3, _KO_V3)
+    (t.version, t.lang): t for t in (_EN, _KO, _EN_V2, _KO_V2)
 }
 DEFAULT_VERSION = "grounded-v2"
 
