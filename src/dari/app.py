@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dari.config import Settings
+from dari.config import RetrievalSettings, Settings
 from dari.errors import ConfigError, InputError
 from dari.generate import models
 from dari.generate.prompt import template_for
@@ -21,8 +21,9 @@ from dari.index.vectors import NumpyVectorIndex
 from dari.ingest.ingestor import Ingestor, Progress
 from dari.ingest.splitter import ParentChildSplitter
 from dari.pipeline import OnToken, Pipeline
-from dari.protocols import Embedder, Generator
+from dari.protocols import Embedder, Generator, Reranker
 from dari.retrieve.hybrid import HybridRetriever
+from dari.retrieve.rerank import MMRReranker
 from dari.types import Answer, GenerationParams, IngestReport
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -133,16 +134,34 @@ class Dari:
         self.vectors(collection)  # rebuild now so the first question is fast
         return report
 
-    def pipeline(self, collection: str) -> Pipeline:
+    def retriever(
+        self,
+        collection: str,
+        settings: RetrievalSettings | None = None,
+        analyzer: Analyzer | None = None,
+        bm25: TantivyIndex | None = None,
+    ) -> HybridRetriever:
+        """The retriever of a collection; the arguments override the configured settings, the
+        analyzer and the BM25 index (evals compare configurations this way)."""
         self._check_embedder(collection)
-        retriever = HybridRetriever(
-            self.settings.retrieval,
+        rs = settings or self.settings.retrieval
+        return HybridRetriever(
+            rs,
             self.store,
-            self.bm25(collection),
+            bm25 or self.bm25(collection),
             lambda: self.vectors(collection),
             self.embedder,
-            self.analyzer,
+            analyzer or self.analyzer,
+            self._reranker(collection, rs),
         )
+
+    def _reranker(self, collection: str, rs: RetrievalSettings) -> Reranker | None:
+        if rs.reranker == "mmr":
+            return MMRReranker(lambda: self.vectors(collection), rs.mmr_lambda)
+        return None
+
+    def pipeline(self, collection: str) -> Pipeline:
+        retriever = self.retriever(collection)
         model_name = self.settings.llm.model
         return Pipeline(
             collection,

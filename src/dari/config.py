@@ -59,9 +59,17 @@ class RetrievalSettings(_Section):
     # Measured: ~430 new tokens (sources, their header lines, the question) keep the first
     # token near 5 s on 2 cores with the default model.
     context_tokens: int = Field(360, ge=64, le=32000)
+    # rrf: Σ weight / (rrf_k + rank); linear: Σ weight × score min-max normalised per list.
+    fusion: Literal["rrf", "linear"] = "rrf"
     rrf_k: int = Field(60, ge=1)
     bm25_weight: float = Field(1.0, ge=0)
     dense_weight: float = Field(1.0, ge=0)
+    # Second stage over the first `rerank_depth` fused sources (dari.retrieve.rerank):
+    # mmr = maximal marginal relevance (diversity), ltr = learned ranker over retrieval features,
+    # llm = listwise reranking by the configured LLM.
+    reranker: Literal["none", "mmr", "ltr", "llm"] = "none"
+    rerank_depth: int = Field(20, ge=1, le=200)
+    mmr_lambda: float = Field(0.7, ge=0, le=1)  # 1 = relevance only, 0 = diversity only
     # Abstain when the best source covers less than this share of the question's content words
     # and its dense similarity is also below `min_dense`: dari says it does not know.
     # min_dense None = the embedder's own floor, calibrated on answerable vs unrelated questions.

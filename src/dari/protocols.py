@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from dari.types import Document, GenerationParams, Hit, Split
+from dari.types import Document, GenerationParams, Hit, Retrieval, Split
 
 
 @runtime_checkable
@@ -60,7 +60,21 @@ class VectorIndex(Protocol):
 
 
 class Retriever(Protocol):
-    def retrieve(self, query: str, k: int, acl: Sequence[str] | None = None) -> list[Hit]: ...
+    def retrieve(
+        self,
+        query: str,
+        k: int | None = None,
+        acl: Sequence[str] | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> Retrieval: ...
+
+
+class Reranker(Protocol):
+    """Second-stage ranking: reorders the fused candidates of a query and returns the best k."""
+
+    name: str
+
+    def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]: ...
 
 
 class Generator(Protocol):

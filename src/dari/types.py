@@ -82,6 +82,18 @@ class Hit:
     bm25_rank: int | None = None
     dense_rank: int | None = None
     dense_score: float | None = None
+    bm25_score: float | None = None
+    child_text: str = ""  # the matched child chunk (with its header line)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    hits: tuple[Hit, ...]  # in prompt order (see order_for_context)
+    coverage: float  # best share of the question's terms found in one source
+    dense_top: float  # best cosine similarity among the sources
+    abstain: bool  # both below the floor: do not answer
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    ranked: tuple[Hit, ...] = ()  # the same sources, best first
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,13 @@ import pytest
 
 from dari.app import Dari
 from dari.config import ChunkingSettings, RetrievalSettings
-from dari.retrieve.hybrid import HybridRetriever, Retrieval, fuse, order_for_context
+from dari.retrieve.hybrid import (
+    HybridRetriever,
+    Retrieval,
+    fuse,
+    fuse_linear,
+    order_for_context,
+)
 from dari.types import Hit
 
 # --- fuse -----------------------------------------------------------------------------------
@@ -71,6 +77,25 @@ def test_fuse_scores_descend() -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_fuse_linear_normalises_each_list() -> None:
+    bm25 = [("a", 30.0), ("b", 20.0), ("c", 10.0)]
+    dense = [("c", 0.9), ("a", 0.8), ("d", 0.7)]
+    fused = dict(fuse_linear([(bm25, 1.0), (dense, 0.5)]))
+    assert fused["a"] == pytest.approx(1.0 + 0.5 * 0.5)
+    assert fused["b"] == pytest.approx(0.5)
+    assert fused["c"] == pytest.approx(0.0 + 0.5 * 1.0)
+    assert fused["d"] == pytest.approx(0.0)
+
+
+def test_fuse_linear_uses_score_gaps_unlike_rrf() -> None:
+    # "a" wins BM25 by a mile; dense barely prefers "b": linear fusion keeps "a" first.
+    bm25 = [("a", 50.0), ("b", 1.0), ("c", 0.0)]
+    dense = [("b", 0.81), ("a", 0.80), ("c", 0.10)]
+    assert fuse_linear([(bm25, 1.0), (dense, 1.0)])[0][0] == "a"
+    assert fuse_linear([([("x", 3.0)], 1.0), ([], 1.0)]) == [("x", 1.0)]
+    assert fuse_linear([(bm25, 0.0)]) == []
+
+
 # --- order_for_context ----------------------------------------------------------------------
 
 
@@ -106,14 +131,7 @@ def test_order_for_context_best_first_second_last() -> None:
 
 
 def retriever(dari: Dari, collection: str, **settings: object) -> HybridRetriever:
-    return HybridRetriever(
-        RetrievalSettings(**settings),  # type: ignore[arg-type]
-        dari.store,
-        dari.bm25(collection),
-        lambda: dari.vectors(collection),
-        dari.embedder,
-        dari.analyzer,
-    )
+    return dari.retriever(collection, RetrievalSettings(**settings))  # type: ignore[arg-type]
 
 
 def by_score(r: Retrieval) -> list[Hit]:
@@ -264,3 +282,63 @@ def test_window_centres_long_sections_on_the_child() -> None:
     assert text.startswith("… ") and text.endswith(" …")
     assert estimate_tokens(text) <= 80 + 10
     assert "Line 10 talks" not in text
+
+
+class Reverse:
+    """A reranker that reverses the candidates, and records what it was given."""
+
+    name = "reverse"
+
+    def __init__(self) -> None:
+        self.seen: list[list[Hit]] = []
+
+    def rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        self.seen.append(list(hits))
+        return hits[::-1]
+
+
+def test_reranker_sees_the_deeper_pool_and_decides_the_top_k(dari: Dari, corpus: Path) -> None:
+    dari.ingest([corpus], "c")
+    plain = retriever(dari, "c", top_k=2).retrieve("refund office 휴가", k=5)
+    rev = Reverse()
+    r = HybridRetriever(
+        RetrievalSettings(top_k=2, rerank_depth=5),
+        dari.store,
+        dari.bm25("c"),
+        lambda: dari.vectors("c"),
+        dari.embedder,
+        dari.analyzer,
+        rev,
+    ).retrieve("refund office 휴가")
+    assert [h.chunk_id for h in rev.seen[0]] == [h.chunk_id for h in plain.ranked]
+    assert [h.chunk_id for h in r.ranked] == [h.chunk_id for h in plain.ranked[::-1][:2]]
+    assert "rerank" in r.timings_ms
+
+
+def test_ranked_is_best_first_and_hits_are_its_prompt_order(dari: Dari, corpus: Path) -> None:
+    dari.ingest([corpus], "c")
+    r = retriever(dari, "c").retrieve("refund within 30 days", k=4)
+    assert list(r.ranked) == by_score(r)
+    assert list(r.hits) == order_for_context(r.ranked)
+    assert all(
+        h.child_text and h.child_text in dari.store.source_rows([h.chunk_id])[h.chunk_id].chunk_text
+        for h in r.ranked
+    )
+
+
+def test_mmr_pushes_a_near_duplicate_down(dari: Dari, tmp_path: Path) -> None:
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    same = "Refunds are paid within 30 days of the request to the original card."
+    (folder / "a.md").write_text(f"# Refunds A\n\n{same}\n")
+    (folder / "b.md").write_text(f"# Refunds B\n\n{same}\n")
+    (folder / "c.md").write_text("# Shipping\n\nRefund requests for shipping go to the desk.\n")
+    dari.ingest([folder], "d")
+    plain = retriever(dari, "d", top_k=3).retrieve("refunds paid within 30 days")
+    mmr = retriever(dari, "d", top_k=3, reranker="mmr", mmr_lambda=0.5).retrieve(
+        "refunds paid within 30 days"
+    )
+    titles = [h.title for h in plain.ranked]
+    assert set(titles[:2]) == {"Refunds A", "Refunds B"}  # the duplicates lead without MMR
+    assert [h.title for h in mmr.ranked][1] == "Shipping"  # MMR puts the other source second
+    assert mmr.ranked[0].title == titles[0]

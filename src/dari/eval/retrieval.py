@@ -18,7 +18,6 @@ from dari.eval.metrics import answer_in, ranking_metrics
 from dari.index.analyzer import Analyzer, SimpleAnalyzer
 from dari.index.bm25 import TantivyIndex
 from dari.ingest.ingestor import Progress
-from dari.retrieve.hybrid import HybridRetriever
 from dari.types import FileStatus
 
 # What each base configuration changes in the retrieval settings; `hybrid` is dari as configured.
@@ -35,7 +34,7 @@ CANDIDATES = 100  # per retriever before fusion, so that 20 distinct documents c
 
 @dataclass(frozen=True)
 class ConfigSpec:
-    """`base[:key=value]…`, e.g. `hybrid:dense_weight=0.5:rrf_k=20`."""
+    """`base[+reranker][:key=value]…`, e.g. `hybrid+mmr:dense_weight=0.5:rrf_k=20`."""
 
     label: str
     base: str
@@ -48,13 +47,16 @@ def parse_configs(text: str) -> list[ConfigSpec]:
     for label in (part.strip() for part in text.split(",")):
         if not label:
             continue
-        base, *pairs = label.split(":")
+        head, *pairs = label.split(":")
+        base, _, reranker = head.partition("+")
         if base not in BASES:
             raise InputError(
                 f"unknown retrieval configuration '{base}'",
-                f"use one of: {', '.join(BASES)} (optionally with :key=value settings)",
+                f"use one of: {', '.join(BASES)}, optionally +RERANKER and :key=value settings",
             )
         overrides: dict[str, Any] = dict(BASES[base])
+        if reranker:
+            overrides["reranker"] = reranker
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep or key not in fields:
@@ -152,24 +154,16 @@ class RetrievalEval:
         info = dari.store.collection(collection)
         results = []
         for spec in specs:
-            analyzer = SimpleAnalyzer() if spec.base == "bm25-ws" else dari.analyzer
-            bm25 = (
-                self._simple_bm25(collection, analyzer)
-                if spec.base == "bm25-ws"
-                else dari.bm25(collection)
-            )
             rs = self._settings.retrieval.model_copy(
                 update={"candidates": max(self._settings.retrieval.candidates, CANDIDATES)}
             )
             rs = RetrievalSettings(**{**rs.model_dump(), **spec.overrides})
-            retriever = HybridRetriever(
-                rs,
-                dari.store,
-                bm25,
-                lambda: dari.vectors(collection),
-                dari.embedder,
-                analyzer,
-            )
+            if spec.base == "bm25-ws":
+                simple = SimpleAnalyzer()
+                bm25 = self._simple_bm25(collection, simple)
+                retriever = dari.retriever(collection, rs, simple, bm25)
+            else:
+                retriever = dari.retriever(collection, rs)
             result = ConfigResult(spec, rs.model_dump(), {}, {})
             retriever.retrieve(evalset.queries[0].text)  # loads models and indexes: not timed
             if progress:
@@ -178,8 +172,7 @@ class RetrievalEval:
                 t = time.perf_counter()
                 found = retriever.retrieve(q.text, k=DEPTH * 2)
                 result.latency_ms[q.id] = (time.perf_counter() - t) * 1000
-                hits = sorted(found.hits, key=lambda h: -h.score)  # prompt order → rank order
-                docs = dict.fromkeys(id_of.get(h.source, h.source) for h in hits)
+                docs = dict.fromkeys(id_of.get(h.source, h.source) for h in found.ranked)
                 result.ranked[q.id] = list(docs)[:DEPTH]
                 if q.answers:  # what the LLM would read: the top_k sources, windowed
                     context = retriever.retrieve(q.text).hits

@@ -30,6 +30,7 @@ class NumpyVectorIndex:
         self._row_groups = row_groups
         self._groups = groups
         self._matrix = matrix
+        self._row_of: dict[str, int] | None = None  # built on first use of vectors_of
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -69,6 +70,17 @@ class NumpyVectorIndex:
         os.replace(tmp_npy, folder / "vectors.npy")
         os.replace(tmp_meta, folder / "vectors.json")  # written last: it carries the stamp
         return cls(ids, rows, groups, matrix)
+
+    def vectors_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored (unit) vectors of these chunk ids, one row each; zeros for unknown ids."""
+        if self._row_of is None:
+            self._row_of = {cid: i for i, cid in enumerate(self.ids)}
+        out = np.zeros((len(ids), self._matrix.shape[1] if len(self.ids) else 0), np.float32)
+        for j, cid in enumerate(ids):
+            i = self._row_of.get(cid)
+            if i is not None:
+                out[j] = self._matrix[i]
+        return out
 
     def search(
         self,

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from dari.config import RetrievalSettings
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import TantivyIndex
 from dari.index.filters import filter_tokens
-from dari.index.store import SourceRow, Store
+from dari.index.store import Store
 from dari.index.vectors import NumpyVectorIndex
-from dari.protocols import Embedder
+from dari.protocols import Embedder, Reranker
 from dari.text import estimate_tokens
-from dari.types import Hit
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    hits: tuple[Hit, ...]
-    coverage: float  # best share of the question's terms found in one source
-    dense_top: float  # best cosine similarity among the sources
-    abstain: bool  # both below the floor: do not answer
-    timings_ms: dict[str, float] = field(default_factory=dict)
+from dari.types import Hit, Retrieval
 
 
 def fuse(
@@ -34,6 +24,23 @@ def fuse(
     for results, weight in ranked:
         for rank, (cid, _) in enumerate(results, start=1):
             scores[cid] = scores.get(cid, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def fuse_linear(
+    ranked: Sequence[tuple[Sequence[tuple[str, float]], float]],
+) -> list[tuple[str, float]]:
+    """Weighted sum of scores, each list min-max normalised to [0, 1] (a single score, or all
+    equal, counts as 1); an item missing from a list gets 0 from it."""
+    scores: dict[str, float] = {}
+    for results, weight in ranked:
+        if not results or weight == 0:
+            continue
+        values = [score for _, score in results]
+        lo, hi = min(values), max(values)
+        for cid, score in results:
+            norm = (score - lo) / (hi - lo) if hi > lo else 1.0
+            scores[cid] = scores.get(cid, 0.0) + weight * norm
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
@@ -56,6 +63,7 @@ class HybridRetriever:
         vectors: Callable[[], NumpyVectorIndex],
         embedder: Embedder,
         analyzer: Analyzer,
+        reranker: Reranker | None = None,
     ) -> None:
         self._s = settings
         self._store = store
@@ -63,6 +71,7 @@ class HybridRetriever:
         self._vectors = vectors
         self._embedder = embedder
         self._analyzer = analyzer
+        self._reranker = reranker
 
     def retrieve(
         self,
@@ -94,12 +103,14 @@ class HybridRetriever:
         timings["dense"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
-        fused = fuse([(lexical, self._s.bm25_weight), (dense, self._s.dense_weight)], self._s.rrf_k)
+        lists = [(lexical, self._s.bm25_weight), (dense, self._s.dense_weight)]
+        fused = fuse_linear(lists) if self._s.fusion == "linear" else fuse(lists, self._s.rrf_k)
         rows = self._store.source_rows([cid for cid, _ in fused])
         bm25_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
-        dense_score = dict(dense)
-        hits: list[Hit] = []
+        bm25_score, dense_score = dict(lexical), dict(dense)
+        pool_size = max(k, self._s.rerank_depth) if self._reranker else k
+        pool: list[Hit] = []
         seen_sections: set[str] = set()
         for cid, score in fused:
             row = rows.get(cid)
@@ -107,20 +118,39 @@ class HybridRetriever:
                 continue  # deleted since indexed, or its parent is already in
             seen_sections.add(row.section_id)
             text = window(row.section_text, row.chunk_text, self._s.context_tokens // k)
-            hits.append(
-                _hit(
-                    row, text, score, bm25_rank.get(cid), dense_rank.get(cid), dense_score.get(cid)
+            pool.append(
+                Hit(
+                    chunk_id=row.chunk_id,
+                    section_id=row.section_id,
+                    doc_id=row.doc_id,
+                    score=score,
+                    text=text,
+                    source=row.source,
+                    title=row.title,
+                    heading=row.heading,
+                    page=row.page,
+                    bm25_rank=bm25_rank.get(cid),
+                    dense_rank=dense_rank.get(cid),
+                    dense_score=dense_score.get(cid),
+                    bm25_score=bm25_score.get(cid),
+                    child_text=row.chunk_text,
                 )
             )
-            if len(hits) == k:
+            if len(pool) == pool_size:
                 break
+        timings["fuse_expand"] = (time.perf_counter() - t) * 1000
+        hits = pool[:k]
+        if self._reranker is not None and len(pool) > 1:
+            t = time.perf_counter()
+            hits = list(self._reranker.rerank(query, pool, k))[:k]
+            timings["rerank"] = (time.perf_counter() - t) * 1000
         # Coverage is judged on the matched children (short) rather than whole parent sections.
-        coverage = self._coverage(terms, [rows[h.chunk_id].chunk_text for h in hits])
+        coverage = self._coverage(terms, [h.child_text for h in hits])
         dense_top = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
         min_dense = self._s.min_dense if self._s.min_dense is not None else self._embedder.min_dense
         abstain = not hits or (coverage < self._s.min_coverage and dense_top < min_dense)
-        timings["fuse_expand"] = (time.perf_counter() - t) * 1000
-        return Retrieval(tuple(order_for_context(hits)), coverage, dense_top, abstain, timings)
+        ordered = tuple(order_for_context(hits))
+        return Retrieval(ordered, coverage, dense_top, abstain, timings, tuple(hits))
 
     def _coverage(self, terms: Sequence[str], texts: Sequence[str]) -> float:
         if not terms or not texts:
@@ -156,22 +186,3 @@ def window(section: str, child: str, budget: int) -> str:
         end = cut + 1 if cut > start else end
     piece = section[start:end].strip()
     return ("… " if start > 0 else "") + piece + (" …" if end < len(section) else "")
-
-
-def _hit(
-    row: SourceRow, text: str, score: float, b: int | None, d: int | None, ds: float | None
-) -> Hit:
-    return Hit(
-        chunk_id=row.chunk_id,
-        section_id=row.section_id,
-        doc_id=row.doc_id,
-        score=score,
-        text=text,
-        source=row.source,
-        title=row.title,
-        heading=row.heading,
-        page=row.page,
-        bm25_rank=b,
-        dense_rank=d,
-        dense_score=ds,
-    )
