@@ -23,7 +23,10 @@ from dari.ingest.splitter import ParentChildSplitter
 from dari.pipeline import OnToken, Pipeline
 from dari.protocols import Embedder, Generator, Reranker
 from dari.retrieve.hybrid import HybridRetriever
+from dari.retrieve.llm_rerank import LLMReranker
+from dari.retrieve.ltr import LTRReranker
 from dari.retrieve.rerank import MMRReranker
+from dari.retrieve.transform import QueryTransformer
 from dari.types import Answer, GenerationParams, IngestReport
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -41,9 +44,12 @@ def check_collection_name(name: str) -> str:
 class Dari:
     """Everything under one DARI_HOME: collections, their indexes, the embedder and the LLM."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, models_home: Path | None = None) -> None:
+        """`models_home`: where models/ and the KV cache live, when not under DARI_HOME (an
+        eval's separate store still uses the user's models)."""
         self.settings = settings
         self.home = settings.home_dir
+        self._models_home = models_home or self.home
         self.analyzer = Analyzer()
         self._bm25: dict[str, TantivyIndex] = {}
         self._vectors: dict[str, tuple[int, NumpyVectorIndex]] = {}
@@ -66,8 +72,9 @@ class Dari:
             return OpenAICompatGenerator(llm)
         from dari.generate.llama import LlamaCppGenerator
 
-        path = models.resolve(llm.model, self.home / "models")
-        return LlamaCppGenerator(path, llm, name=llm.model, cache_dir=self.home / "cache" / "kv")
+        path = models.resolve(llm.model, self._models_home / "models")
+        cache_dir = self._models_home / "cache" / "kv"
+        return LlamaCppGenerator(path, llm, name=llm.model, cache_dir=cache_dir)
 
     @property
     def params(self) -> GenerationParams:
@@ -153,11 +160,22 @@ class Dari:
             self.embedder,
             analyzer or self.analyzer,
             self._reranker(collection, rs),
+            None
+            if rs.query_transform == "none"
+            else QueryTransformer(
+                rs.query_transform, lambda: self.generator, seed=self.settings.llm.seed
+            ),
         )
 
     def _reranker(self, collection: str, rs: RetrievalSettings) -> Reranker | None:
         if rs.reranker == "mmr":
             return MMRReranker(lambda: self.vectors(collection), rs.mmr_lambda)
+        if rs.reranker == "ltr":
+            return LTRReranker(self.analyzer, rs.ltr_model)
+        if rs.reranker == "llm":
+            return LLMReranker(
+                lambda: self.generator, rs.llm_rerank_window, seed=self.settings.llm.seed
+            )
         return None
 
     def pipeline(self, collection: str) -> Pipeline:

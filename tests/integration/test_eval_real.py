@@ -50,9 +50,9 @@ def test_scifact_slice_end_to_end(tmp_path: Path):
     (root / "queries.jsonl").write_text("\n".join(queries) + "\n")
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(qrels))
 
-    out = tmp_path / "out"
+    out, home = tmp_path / "out", tmp_path / "home"
     args = ["eval", "retrieval", "-d", str(root), "--configs", "bm25,dense,hybrid", "-o", str(out)]
-    result = run([*args, "--json"], tmp_path / "home")
+    result = run([*args, "--json"], home)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["dataset"]["documents"] == len(keep)
@@ -63,6 +63,18 @@ def test_scifact_slice_end_to_end(tmp_path: Path):
         assert row["recall@1"] <= row["recall@5"] <= row["recall@20"]
     assert (out / "report.html").stat().st_size > 10_000
     # Second run: the indexed corpus is reused, and the table is printed.
-    again = run(args, tmp_path / "home")
+    again = run(args, home)
     assert again.returncode == 0, again.stderr
     assert "nDCG@10" in again.stdout and "report.html" in again.stdout
+    # A learned reranker trained on the slice's labels, then compared with the other rerankers.
+    model = tmp_path / "ltr.txt"
+    trained = run(["rerank", "train", "-d", str(root), "--split", "test", "-o", str(model)], home)
+    assert trained.returncode == 0, trained.stderr
+    assert "trained on" in trained.stdout and model.stat().st_size > 1000
+    configs = f"hybrid,hybrid+ltr:ltr_model={model},hybrid+mmr"
+    compared = run(["eval", "retrieval", "-d", str(root), "--configs", configs, "--json"], home)
+    assert compared.returncode == 0, compared.stderr
+    rows = json.loads(compared.stdout)["configs"]
+    assert rows[f"hybrid+ltr:ltr_model={model}"]["settings"]["reranker"] == "ltr"
+    assert rows["hybrid+mmr"]["settings"]["reranker"] == "mmr"
+    assert all(0.0 < row["ndcg@10"] <= 1.0 for row in rows.values())

@@ -33,7 +33,9 @@ collections_app = typer.Typer(no_args_is_help=True, help="Manage collections.")
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on eval sets.")
 app.add_typer(models_app, name="models")
 app.add_typer(collections_app, name="collections")
+rerank_app = typer.Typer(no_args_is_help=True, help="Learned reranker.")
 app.add_typer(eval_app, name="eval")
+app.add_typer(rerank_app, name="rerank")
 
 Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -244,6 +246,42 @@ def eval_retrieval(
         print(render.to_json(data))
     else:
         render.retrieval_eval(console, data, output)
+
+
+@rerank_app.command("train")
+def rerank_train(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", "-d", help="A BEIR or QA folder, as for dari eval.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model file to write.")],
+    split: Annotated[str, typer.Option(help="BEIR qrels split to learn from.")] = "train",
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 7,
+) -> None:
+    """Train the learned reranker (LambdaMART over retrieval features) on labelled queries.
+    Use it with retrieval.reranker = "ltr" and retrieval.ltr_model = the output file."""
+    from dari.eval.datasets import load_set
+    from dari.eval.retrieval import RetrievalEval
+    from dari.retrieve.ltr import train
+
+    evalset = load_set(dataset, split, limit)
+    console = _console()
+    runner = RetrievalEval(load_settings())
+    try:
+        with render.IngestBar(console, runner.collection_for(evalset)) as bar:
+            runner.prepare(evalset, bar)
+        with render.QueryBar(console) as qbar:
+            groups = runner.training_groups(evalset, qbar)
+    finally:
+        runner.close()
+    model = train(groups, seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(model)
+    used = sum(1 for _, y in groups if len(y) > 1 and y.max() > 0)
+    console.print(
+        f"[green]ok[/] trained on {used} of {len(groups)} queries (the others had no relevant "
+        f"candidate) → {output}"
+    )
 
 
 def _print_error(console: Console, exc: DariError) -> None:

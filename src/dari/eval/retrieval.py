@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from dari.app import Dari
 from dari.config import RetrievalSettings, Settings
 from dari.errors import InputError
@@ -18,6 +20,7 @@ from dari.eval.metrics import answer_in, ranking_metrics
 from dari.index.analyzer import Analyzer, SimpleAnalyzer
 from dari.index.bm25 import TantivyIndex
 from dari.ingest.ingestor import Progress
+from dari.retrieve.ltr import features
 from dari.types import FileStatus
 
 # What each base configuration changes in the retrieval settings; `hybrid` is dari as configured.
@@ -110,15 +113,17 @@ class RetrievalEval:
     def __init__(self, settings: Settings, dari: Dari | None = None) -> None:
         home = settings.home_dir / "eval"
         self._settings = settings.model_copy(update={"home": home})
-        self._dari = dari or Dari(self._settings)
+        self._dari = dari or Dari(self._settings, models_home=settings.home_dir)
         self._prepared: dict[str, float] = {}  # collection → seconds its ingest took
 
     def close(self) -> None:
         self._dari.close()
 
     def collection_for(self, evalset: EvalSet) -> str:
-        slug = "".join(c if c.isalnum() else "-" for c in evalset.name.lower()).strip("-")
-        return f"{slug or 'set'}-{self._dari.embedder.name}-{evalset.fingerprint[:10]}"
+        slug = "".join(c if c.isalnum() else "-" for c in evalset.name.lower())[:24].strip("-")
+        c = self._settings.chunking  # in the name, so that chunking studies keep every index
+        recipe = f"{c.chunk_tokens}x{c.chunk_overlap}x{c.section_tokens}"
+        return f"{slug or 'set'}-{self._dari.embedder.name}-{evalset.fingerprint[:10]}-{recipe}"
 
     def prepare(self, evalset: EvalSet, progress: Progress | None = None) -> tuple[str, float]:
         """Index the corpus (a no-op when the same corpus is indexed with the same recipe)."""
@@ -190,6 +195,32 @@ class RetrievalEval:
         return RetrievalRun(
             evalset, collection, info.documents, info.chunks, ingest_s, settings, results
         )
+
+    def training_groups(
+        self, evalset: EvalSet, progress: QueryProgress | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For a learned reranker: each query's first-stage candidates (hybrid, as configured,
+        to the eval depth) as feature rows, labelled with the relevance of their document."""
+        collection, _ = self.prepare(evalset)
+        dari = self._dari
+        id_of = dari.store.external_ids(collection)
+        rs = self._settings.retrieval.model_copy(
+            update={
+                "candidates": max(self._settings.retrieval.candidates, CANDIDATES),
+                "reranker": "none",
+            }
+        )
+        retriever = dari.retriever(collection, rs)
+        groups = []
+        if progress:
+            progress.start("features", len(evalset.queries))
+        for q in evalset.queries:
+            pool = retriever.retrieve(q.text, k=DEPTH * 2).ranked
+            labels = np.array([q.gold.get(id_of.get(h.source, h.source), 0) for h in pool])
+            groups.append((features(dari.analyzer.terms(q.text), pool, dari.analyzer), labels))
+            if progress:
+                progress.advance()
+        return groups
 
     def _simple_bm25(self, collection: str, analyzer: Analyzer) -> TantivyIndex:
         """A BM25 index of the collection with plain word analysis, rebuilt when the collection

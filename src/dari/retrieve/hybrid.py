@@ -12,6 +12,7 @@ from dari.index.filters import filter_tokens
 from dari.index.store import Store
 from dari.index.vectors import NumpyVectorIndex
 from dari.protocols import Embedder, Reranker
+from dari.retrieve.transform import QueryTransformer, Variant
 from dari.text import estimate_tokens
 from dari.types import Hit, Retrieval
 
@@ -64,6 +65,7 @@ class HybridRetriever:
         embedder: Embedder,
         analyzer: Analyzer,
         reranker: Reranker | None = None,
+        transformer: QueryTransformer | None = None,
     ) -> None:
         self._s = settings
         self._store = store
@@ -72,6 +74,7 @@ class HybridRetriever:
         self._embedder = embedder
         self._analyzer = analyzer
         self._reranker = reranker
+        self._transformer = transformer
 
     def retrieve(
         self,
@@ -86,24 +89,42 @@ class HybridRetriever:
         acl_list = list(acl) if acl is not None else None
         where = filter_tokens(filters)
         timings: dict[str, float] = {}
+        variants: tuple[Variant, ...] = ()
+        if self._transformer is not None:
+            t = time.perf_counter()
+            variants = self._transformer.expand(query)
+            timings["transform"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         terms = list(dict.fromkeys(self._analyzer.terms(query)))
         lexical: list[tuple[str, float]] = []
+        extra: list[tuple[list[tuple[str, float]], float]] = []  # lists of the variants
         if self._s.bm25_weight > 0:
             lexical = self._bm25.search_terms(terms, self._s.candidates, acl_list, where)
+            for v in variants:
+                if v.lexical:
+                    found = self._bm25.search(v.text, self._s.candidates, acl_list, where)
+                    extra.append((found, self._s.bm25_weight))
         timings["bm25"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
         dense: list[tuple[str, float]] = []
         if self._s.dense_weight > 0:
-            q = self._embedder.embed_queries([query])[0]
+            asked = [query, *(v.text for v in variants if not v.as_passage)]
+            vecs = list(self._embedder.embed_queries(asked))
+            passages = [v.text for v in variants if v.as_passage]
+            if passages:
+                vecs.extend(self._embedder.embed_passages(passages))
             timings["embed_query"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            dense = self._vectors().search(q, self._s.candidates, acl_list, where)
+            index = self._vectors()
+            dense = index.search(vecs[0], self._s.candidates, acl_list, where)
+            for v in vecs[1:]:
+                found = index.search(v, self._s.candidates, acl_list, where)
+                extra.append((found, self._s.dense_weight))
         timings["dense"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
-        lists = [(lexical, self._s.bm25_weight), (dense, self._s.dense_weight)]
+        lists = [(lexical, self._s.bm25_weight), (dense, self._s.dense_weight), *extra]
         fused = fuse_linear(lists) if self._s.fusion == "linear" else fuse(lists, self._s.rrf_k)
         rows = self._store.source_rows([cid for cid, _ in fused])
         bm25_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
