@@ -171,7 +171,7 @@ class Dari:
         if rs.reranker == "mmr":
             return MMRReranker(lambda: self.vectors(collection), rs.mmr_lambda)
         if rs.reranker == "ltr":
-            return LTRReranker(self.analyzer, rs.ltr_model)
+            return LTRReranker(self.analyzer, rs.ltr_model, rs.fusion)
         if rs.reranker == "llm":
             return LLMReranker(
                 lambda: self.generator, rs.llm_rerank_window, seed=self.settings.llm.seed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from dari.errors import ConfigError
 from dari.index.analyzer import Analyzer
-from dari.retrieve.ltr import FEATURES, LTRReranker, features, train
+from dari.retrieve.ltr import FEATURES, LTRReranker, card, features, train
 from dari.types import Hit
 
 
@@ -87,3 +88,24 @@ def test_missing_model_file_is_a_config_error(tmp_path: Path, analyzer: Analyzer
     with pytest.raises(ConfigError, match="model not found") as err:
         LTRReranker(analyzer, str(tmp_path / "nope.txt")).rerank("q", POOL, 2)
     assert "dari rerank train" in err.value.hint
+
+
+def test_the_bundled_model_reranks_linear_fusion_candidates(analyzer: Analyzer):
+    ranked = LTRReranker(analyzer, "", "linear").rerank("refund policy", POOL, 3)
+    assert sorted(h.chunk_id for h in ranked) == ["c0", "c1", "c2"]
+    with pytest.raises(ConfigError, match="fusion = 'linear'") as err:
+        LTRReranker(analyzer, "", "rrf").rerank("refund policy", POOL, 3)
+    assert "retrieval.fusion = 'linear'" in err.value.hint
+
+
+def test_a_model_card_that_does_not_fit_is_refused(tmp_path: Path, analyzer: Analyzer):
+    model = tmp_path / "m.txt"
+    model.write_text(train(_groups(2), rounds=20))
+    (tmp_path / "m.txt.json").write_text(json.dumps(card("rrf", "mine", 120, 7)))
+    assert LTRReranker(analyzer, str(model), "rrf").rerank("q", POOL, 3)
+    with pytest.raises(ConfigError, match="trained on candidates from fusion = 'rrf'"):
+        LTRReranker(analyzer, str(model), "linear").rerank("q", POOL, 3)
+    old = card("rrf", "mine", 120, 7) | {"features": ["bm25_rr"]}
+    (tmp_path / "m.txt.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="other features"):
+        LTRReranker(analyzer, str(model), "rrf").rerank("q", POOL, 3)

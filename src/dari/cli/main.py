@@ -7,6 +7,7 @@ Exit codes: 0 ok · 3 partial ingest (some files failed, the rest are in) · 64 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -262,7 +263,7 @@ def rerank_train(
     Use it with retrieval.reranker = "ltr" and retrieval.ltr_model = the output file."""
     from dari.eval.datasets import load_set
     from dari.eval.retrieval import RetrievalEval
-    from dari.retrieve.ltr import train
+    from dari.retrieve.ltr import card, train
 
     evalset = load_set(dataset, split, limit)
     console = _console()
@@ -275,9 +276,11 @@ def rerank_train(
     finally:
         runner.close()
     model = train(groups, seed)
+    used = sum(1 for _, y in groups if len(y) > 1 and y.max() > 0)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(model)
-    used = sum(1 for _, y in groups if len(y) > 1 and y.max() > 0)
+    about = card(runner.fusion, f"{evalset.name} ({split})", used, seed)
+    output.with_name(output.name + ".json").write_text(json.dumps(about, indent=2) + "\n")
     console.print(
         f"[green]ok[/] trained on {used} of {len(groups)} queries (the others had no relevant "
         f"candidate) → {output}"

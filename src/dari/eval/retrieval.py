@@ -116,6 +116,10 @@ class RetrievalEval:
         self._dari = dari or Dari(self._settings, models_home=settings.home_dir)
         self._prepared: dict[str, float] = {}  # collection → seconds its ingest took
 
+    @property
+    def fusion(self) -> str:
+        return self._settings.retrieval.fusion
+
     def close(self) -> None:
         self._dari.close()
 

@@ -8,6 +8,7 @@ on your labelled queries with the same command and point `retrieval.ltr_model` a
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from functools import cached_property
@@ -85,15 +86,20 @@ def _lightgbm() -> Any:
 class LTRReranker:
     name = "ltr"
 
-    def __init__(self, analyzer: Analyzer, model: str = "") -> None:
+    def __init__(self, analyzer: Analyzer, model: str = "", fusion: str = "") -> None:
+        """`fusion`: the first stage's fusion, checked against the one the model learned from
+        (its `<model>.json` card); "" skips the check."""
         self._analyzer = analyzer
         self._model = model
+        self._fusion = fusion
 
     @cached_property
     def _booster(self) -> Any:
         lgb = _lightgbm()
         if not self._model:
-            text = resources.files("dari.retrieve").joinpath("models", BUNDLED).read_text()
+            folder = resources.files("dari.retrieve").joinpath("models")
+            text = folder.joinpath(BUNDLED).read_text()
+            self._check(json.loads(folder.joinpath(BUNDLED + ".json").read_text()), BUNDLED)
             return lgb.Booster(model_str=text)
         path = Path(self._model).expanduser()
         if not path.is_file():
@@ -102,13 +108,42 @@ class LTRReranker:
                 "train one with `dari rerank train`, or set retrieval.ltr_model to '' for "
                 "the bundled model",
             )
+        card = path.with_name(path.name + ".json")
+        if card.is_file():
+            self._check(json.loads(card.read_text()), str(path))
         return lgb.Booster(model_file=str(path))
+
+    def _check(self, card: dict[str, Any], name: str) -> None:
+        """A model only ranks well on candidates like the ones it learned from."""
+        if card.get("features") != list(FEATURES):
+            raise ConfigError(
+                f"the reranker model {name} was trained on other features than this dari uses",
+                "train it again with `dari rerank train`",
+            )
+        if self._fusion and card.get("fusion") != self._fusion:
+            raise ConfigError(
+                f"the reranker model {name} was trained on candidates from "
+                f"fusion = '{card.get('fusion')}', but retrieval.fusion is '{self._fusion}'",
+                f"set retrieval.fusion = '{card.get('fusion')}', or train a model for "
+                f"'{self._fusion}' with `dari rerank train`",
+            )
 
     def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         x = features(self._analyzer.terms(query), hits, self._analyzer)
         scores = self._booster.predict(x)
         order = np.argsort(-scores, kind="stable")
         return [hits[i] for i in order]
+
+
+def card(fusion: str, trained_on: str, queries: int, seed: int) -> dict[str, Any]:
+    """What a model file needs beside it: the features and fusion it expects, its data."""
+    return {
+        "features": list(FEATURES),
+        "fusion": fusion,
+        "trained_on": trained_on,
+        "queries": queries,
+        "seed": seed,
+    }
 
 
 def train(groups: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 7, rounds: int = 300) -> str:
