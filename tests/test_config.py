@@ -202,3 +202,19 @@ def test_chunking_bounds() -> None:
     assert ChunkingSettings(chunk_tokens=16).chunk_tokens == 16
     with pytest.raises(ValueError):
         ChunkingSettings(chunk_tokens=15)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_documented_defaults_are_the_real_ones(lang: str) -> None:
+    import re
+    import tomllib
+
+    page = (Path(__file__).parents[1] / "docs" / lang / "configuration.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", page, re.S)
+    assert block, "configuration.md has no toml block"
+    documented = tomllib.loads(block.group(1))
+    real = Settings().model_dump(mode="json", exclude={"home"})
+    for section, values in documented.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                assert real[section][key] == value, f"{section}.{key}"
