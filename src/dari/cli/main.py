@@ -214,7 +214,8 @@ def eval_retrieval(
         str,
         typer.Option(
             help="Comma-separated configurations: bm25, bm25-ws (words split at spaces), dense, "
-            "hybrid; each may add retrieval settings, e.g. hybrid:dense_weight=0.5:rrf_k=20."
+            "hybrid; each may add a reranker (+mmr, +ltr, +llm) and retrieval settings, e.g. "
+            "hybrid+ltr:fusion=rrf:dense_weight=0.5."
         ),
     ] = "bm25,dense,hybrid",
     output: Annotated[
