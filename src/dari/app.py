@@ -22,6 +22,7 @@ from dari.ingest.ingestor import Ingestor, Progress
 from dari.ingest.splitter import ParentChildSplitter
 from dari.pipeline import OnToken, Pipeline
 from dari.protocols import Embedder, Generator, Reranker
+from dari.retrieve.cross_encoder import CrossEncoderReranker
 from dari.retrieve.hybrid import HybridRetriever
 from dari.retrieve.llm_rerank import LLMReranker
 from dari.retrieve.ltr import LTRReranker
@@ -172,6 +173,8 @@ class Dari:
             return MMRReranker(lambda: self.vectors(collection), rs.mmr_lambda)
         if rs.reranker == "ltr":
             return LTRReranker(self.analyzer, rs.ltr_model, rs.fusion)
+        if rs.reranker == "cross-encoder":
+            return CrossEncoderReranker(rs.cross_encoder_model)
         if rs.reranker == "llm":
             return LLMReranker(
                 lambda: self.generator, rs.llm_rerank_window, seed=self.settings.llm.seed

@@ -72,12 +72,13 @@ class RetrievalSettings(_Section):
     query_transform: Literal["none", "multi-query", "step-back", "hyde"] = "none"
     # Second stage over the first `rerank_depth` fused sources (dari.retrieve.rerank):
     # mmr = maximal marginal relevance (diversity), ltr = learned ranker over retrieval features,
-    # llm = listwise reranking by the configured LLM.
-    reranker: Literal["none", "mmr", "ltr", "llm"] = "none"
+    # llm = listwise reranking by the configured LLM, cross-encoder = your own ONNX model.
+    reranker: Literal["none", "mmr", "ltr", "llm", "cross-encoder"] = "none"
     rerank_depth: int = Field(20, ge=1, le=200)
     mmr_lambda: float = Field(0.7, ge=0, le=1)  # 1 = relevance only, 0 = diversity only
     ltr_model: str = ""  # a model from `dari rerank train`; "" = the bundled one
     llm_rerank_window: int = Field(8, ge=2, le=30)  # candidates the LLM reorders
+    cross_encoder_model: str = ""  # a folder with model.onnx + tokenizer.json (your own weights)
     # Abstain when the best source covers less than this share of the question's content words
     # and its dense similarity is also below `min_dense`: dari says it does not know.
     # min_dense None = the embedder's own floor, calibrated on answerable vs unrelated questions.
