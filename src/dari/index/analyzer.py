@@ -177,16 +177,7 @@ class Analyzer:
 
     @cached_property
     def _english(self) -> Any:
-        import tantivy
-
-        return (
-            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(40))
-            .filter(tantivy.Filter.lowercase())
-            .filter(tantivy.Filter.custom_stopword(_EN_STOP))
-            .filter(tantivy.Filter.stemmer("english"))
-            .build()
-        )
+        return _words(english=True)
 
     @cached_property
     def kiwi(self) -> Any:
@@ -242,6 +233,23 @@ class Analyzer:
         return [s for s in out if s.strip()]
 
 
+def _words(english: bool) -> Any:
+    """A tantivy analyzer: words split at spaces and punctuation, lowercased; with `english`,
+    also English stop words removed and stems."""
+    import tantivy
+
+    builder = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+    )
+    if english:
+        builder = builder.filter(tantivy.Filter.custom_stopword(_EN_STOP)).filter(
+            tantivy.Filter.stemmer("english")
+        )
+    return builder.build()
+
+
 _EN_SENT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
 
 
@@ -251,14 +259,7 @@ class SimpleAnalyzer(Analyzer):
 
     @cached_property
     def _simple(self) -> Any:
-        import tantivy
-
-        return (
-            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(40))
-            .filter(tantivy.Filter.lowercase())
-            .build()
-        )
+        return _words(english=False)
 
     def terms(self, text: str) -> list[str]:
         return list(self._simple.analyze(text))
