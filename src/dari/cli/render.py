@@ -37,23 +37,29 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
+def _progress(console: Console, unit: str, disable: bool, *extra: TextColumn) -> Progress:
+    """A transient bar with count, elapsed time and ETA; off when not on a terminal."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        *extra,
+        console=console,
+        transient=True,
+        disable=disable or not console.is_terminal,
+    )
+
+
 class IngestBar:
     """A rich progress bar with ETA that the ingestor advances file by file."""
 
     def __init__(self, console: Console, collection: str, disable: bool = False) -> None:
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}", style="dim"),
-            console=console,
-            transient=True,
-            disable=disable or not console.is_terminal,
-        )
+        current = TextColumn("{task.fields[current]}", style="dim")
+        self._bar = _progress(console, "files", disable, current)
         self._task = self._bar.add_task(f"ingest → {collection}", total=None, current="")
 
     def __enter__(self) -> IngestBar:
@@ -75,18 +81,7 @@ class QueryBar:
     """A rich progress bar over the queries of each configuration in an eval run."""
 
     def __init__(self, console: Console, disable: bool = False) -> None:
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("queries"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=disable or not console.is_terminal,
-        )
+        self._bar = _progress(console, "queries", disable)
         self._task: Any = None
 
     def __enter__(self) -> QueryBar:
