@@ -32,9 +32,9 @@ app = typer.Typer(
 models_app = typer.Typer(no_args_is_help=True, help="Local GGUF models shipped as packages.")
 collections_app = typer.Typer(no_args_is_help=True, help="Manage collections.")
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on eval sets.")
+rerank_app = typer.Typer(no_args_is_help=True, help="Learned reranker.")
 app.add_typer(models_app, name="models")
 app.add_typer(collections_app, name="collections")
-rerank_app = typer.Typer(no_args_is_help=True, help="Learned reranker.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(rerank_app, name="rerank")
 
@@ -214,7 +214,8 @@ def eval_retrieval(
         str,
         typer.Option(
             help="Comma-separated configurations: bm25, bm25-ws (words split at spaces), dense, "
-            "hybrid; each may add a reranker (+mmr, +ltr, +llm) and retrieval settings, e.g. "
+            "hybrid; each may add a reranker (+mmr, +ltr, +llm, +cross-encoder) and retrieval "
+            "settings, e.g. "
             "hybrid+ltr:fusion=rrf:dense_weight=0.5."
         ),
     ] = "bm25,dense,hybrid",
@@ -264,7 +265,7 @@ def rerank_train(
     Use it with retrieval.reranker = "ltr" and retrieval.ltr_model = the output file."""
     from dari.eval.datasets import load_set
     from dari.eval.retrieval import RetrievalEval
-    from dari.retrieve.ltr import card, train
+    from dari.retrieve.ltr import card, train, usable
 
     evalset = load_set(dataset, split, limit)
     console = _console()
@@ -277,7 +278,7 @@ def rerank_train(
     finally:
         runner.close()
     model = train(groups, seed)
-    used = sum(1 for _, y in groups if len(y) > 1 and y.max() > 0)
+    used = len(usable(groups))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(model)
     about = card(runner.fusion, f"{evalset.name} ({split})", used, seed)

@@ -146,11 +146,18 @@ def card(fusion: str, trained_on: str, queries: int, seed: int) -> dict[str, Any
     }
 
 
+def usable(
+    groups: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The queries a ranker can learn from: two or more candidates, one of them relevant."""
+    return [(x, y) for x, y in groups if len(y) > 1 and y.max() > 0]
+
+
 def train(groups: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 7, rounds: int = 300) -> str:
     """A LambdaMART model (as LightGBM model text) from (features, relevance labels) per query;
     queries without any relevant candidate teach nothing and are left out."""
     lgb = _lightgbm()
-    kept = [(x, y) for x, y in groups if len(y) > 1 and y.max() > 0]
+    kept = usable(groups)
     if not kept:
         raise ConfigError("no query has a relevant document among its candidates", "")
     data = lgb.Dataset(
