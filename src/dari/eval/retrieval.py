@@ -163,10 +163,7 @@ class RetrievalEval:
         info = dari.store.collection(collection)
         results = []
         for spec in specs:
-            rs = self._settings.retrieval.model_copy(
-                update={"candidates": max(self._settings.retrieval.candidates, CANDIDATES)}
-            )
-            rs = RetrievalSettings(**{**rs.model_dump(), **spec.overrides})
+            rs = self._retrieval_settings(spec.overrides)
             if spec.base == "bm25-ws":
                 simple = SimpleAnalyzer()
                 bm25 = self._simple_bm25(collection, simple)
@@ -208,13 +205,7 @@ class RetrievalEval:
         collection, _ = self.prepare(evalset)
         dari = self._dari
         id_of = dari.store.external_ids(collection)
-        rs = self._settings.retrieval.model_copy(
-            update={
-                "candidates": max(self._settings.retrieval.candidates, CANDIDATES),
-                "reranker": "none",
-            }
-        )
-        retriever = dari.retriever(collection, rs)
+        retriever = dari.retriever(collection, self._retrieval_settings({"reranker": "none"}))
         groups = []
         if progress:
             progress.start("features", len(evalset.queries))
@@ -225,6 +216,13 @@ class RetrievalEval:
             if progress:
                 progress.advance()
         return groups
+
+    def _retrieval_settings(self, overrides: dict[str, Any]) -> RetrievalSettings:
+        """The configured retrieval settings with these changes, retrieving at least CANDIDATES
+        per retriever (validated, since overrides come as text)."""
+        base = self._settings.retrieval
+        candidates = max(base.candidates, CANDIDATES)
+        return RetrievalSettings(**{**base.model_dump(), "candidates": candidates, **overrides})
 
     def _simple_bm25(self, collection: str, analyzer: Analyzer) -> TantivyIndex:
         """A BM25 index of the collection with plain word analysis, rebuilt when the collection
