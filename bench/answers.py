@@ -22,14 +22,13 @@ from _common import OUT, emit, need_data, summary
 
 from dari.app import Dari
 from dari.config import Settings
+from dari.eval.metrics import normalise
 from dari.types import Outcome
 
 
 def norm(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"\[\d+\]", " ", text)
-    text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
+    """Citation markers out, then the eval's answer normalisation (NFKC, case, punctuation)."""
+    return normalise(re.sub(r"\[\d+\]", " ", unicodedata.normalize("NFKC", text)))
 
 
 def load_set(name: str, n: int, seed: int) -> tuple[Path, list[dict]]:
