@@ -82,12 +82,13 @@ class Dari:
         s = self.settings.llm
         return GenerationParams(s.temperature, s.top_p, s.max_tokens, s.seed)
 
-    def _folder(self, collection: str) -> Path:
+    def collection_folder(self, collection: str) -> Path:
+        """Where a collection's derived indexes live (BM25, vectors); SQLite holds the rest."""
         return self.home / "collections" / collection
 
     def bm25(self, collection: str) -> TantivyIndex:
         if collection not in self._bm25:
-            folder = self._folder(collection) / "bm25"
+            folder = self.collection_folder(collection) / "bm25"
             try:
                 index = TantivyIndex(folder, self.analyzer)
             except SchemaChanged:  # written by an older dari: rebuild it from SQLite
@@ -104,7 +105,7 @@ class Dari:
         cached = self._vectors.get(collection)
         if cached is None or cached[0] != generation:
             index = NumpyVectorIndex.open(
-                self.store, collection, self._folder(collection), generation
+                self.store, collection, self.collection_folder(collection), generation
             )
             self._vectors[collection] = (generation, index)
         return self._vectors[collection][1]
@@ -210,13 +211,13 @@ class Dari:
         self.store.delete_collection(collection)
         self._bm25.pop(collection, None)
         self._vectors.pop(collection, None)
-        shutil.rmtree(self._folder(collection), ignore_errors=True)
+        shutil.rmtree(self.collection_folder(collection), ignore_errors=True)
 
     def status(self) -> dict[str, Any]:
         collections = []
         for name in self.store.collection_names():
             info = self.store.collection(name)
-            folder = self._folder(name)
+            folder = self.collection_folder(name)
             size = (
                 sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
                 if folder.exists()

@@ -228,7 +228,7 @@ class RetrievalEval:
         """A BM25 index of the collection with plain word analysis, rebuilt when the collection
         changed since it was built."""
         dari = self._dari
-        folder = dari.home / "collections" / collection / "bm25-simple"
+        folder = dari.collection_folder(collection) / "bm25-simple"
         stamp = folder / "generation.json"
         generation = dari.store.generation(collection)
         if stamp.exists() and json.loads(stamp.read_text()).get("generation") == generation:
