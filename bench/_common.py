@@ -46,6 +46,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    """Current resident memory (Linux), for "memory added" figures."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def emit(name: str, figures: dict[str, Any]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     text = json.dumps(figures, ensure_ascii=False, indent=2)

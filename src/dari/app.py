@@ -13,9 +13,12 @@ from dari.config import RetrievalSettings, Settings
 from dari.errors import ConfigError, InputError
 from dari.generate import models
 from dari.generate.prompt import template_for
+from dari.guards.audit import AuditLog
+from dari.guards.chain import StageResult
+from dari.guards.factory import GuardSet
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import SchemaChanged, TantivyIndex
-from dari.index.embedders import make_embedder
+from dari.index.embedders import QueryMemo, make_embedder
 from dari.index.store import Store
 from dari.index.vectors import NumpyVectorIndex
 from dari.ingest.ingestor import Ingestor, Progress
@@ -28,7 +31,7 @@ from dari.retrieve.llm_rerank import LLMReranker
 from dari.retrieve.ltr import LTRReranker
 from dari.retrieve.rerank import MMRReranker
 from dari.retrieve.transform import QueryTransformer
-from dari.types import Answer, GenerationParams, IngestReport
+from dari.types import Answer, GenerationParams, IngestReport, Stage
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -62,7 +65,15 @@ class Dari:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return make_embedder(self.settings.embedder)
+        return QueryMemo(make_embedder(self.settings.embedder))
+
+    @cached_property
+    def guards(self) -> GuardSet:
+        return GuardSet(self.settings.guards, self.analyzer, self.embedder)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.home / "audit" / "audit.jsonl")
 
     @cached_property
     def generator(self) -> Generator:
@@ -134,7 +145,12 @@ class Dari:
             self._check_embedder(collection)
         splitter = ParentChildSplitter(self.settings.chunking, self.analyzer)
         ingestor = Ingestor(
-            self.settings, self.store, self.bm25(collection), self.embedder, splitter
+            self.settings,
+            self.store,
+            self.bm25(collection),
+            self.embedder,
+            splitter,
+            self.guards.tag_section if self.settings.guards.enabled else None,
         )
         try:
             report = ingestor.run(paths, collection, tuple(sorted(set(acl))), prune, progress)
@@ -193,6 +209,9 @@ class Dari:
             self.params,
             model_name,
             template_for("en", self.settings.llm.prompt).version,  # fails early when unknown
+            self.guards.chain(collection) if self.settings.guards.enabled else None,
+            self.audit if self.settings.guards.audit else None,
+            self.guards.embed_query,
         )
 
     def ask(
@@ -206,6 +225,23 @@ class Dari:
         filters: Mapping[str, str] | None = None,
     ) -> Answer:
         return self.pipeline(collection).ask(question, top_k, acl, on_token, history, filters)
+
+    def check(
+        self, text: str, stage: Stage = Stage.INPUT, collection: str = "", question: str = ""
+    ) -> StageResult:
+        """Run one stage of the guards on `text` under the configured policy (`dari guard
+        check`). For the output stage, `question` is what the answer replies to."""
+        from dari.guards.base import GuardContext
+        from dari.text import detect_lang
+
+        lang = detect_lang(question or text)
+        ctx = GuardContext(
+            question=question if stage == Stage.OUTPUT else text,
+            lang=lang,
+            system_prompt=template_for(lang, self.settings.llm.prompt).system,
+            embed_query=self.guards.embed_query,
+        )
+        return self.guards.chain(collection).run(stage, text, ctx)
 
     def delete_collection(self, collection: str) -> None:
         self.store.delete_collection(collection)

@@ -101,6 +101,51 @@ class LLMSettings(_Section):
     seed: int = 7
 
 
+GuardAction = Literal["block", "redact", "warn", "log", "off"]
+
+
+class InputGuardSettings(_Section):
+    injection: GuardAction = "block"  # prompt injection and jailbreak attempts
+    pii: GuardAction = "redact"  # personal data in the question: replaced before retrieval/LLM
+    names: GuardAction = "log"  # person names (lower precision than the structured kinds)
+    topics: GuardAction = "block"  # deny_topics below
+    deny_topics: tuple[str, ...] = ()  # regular expressions (case-insensitive) the service refuses
+
+
+class ContextGuardSettings(_Section):
+    # A retrieved source carrying instructions for the model: block = drop the source, redact =
+    # remove the offending lines and keep the rest, warn/log = keep it and record the verdict.
+    injection: GuardAction = "redact"
+
+
+class OutputGuardSettings(_Section):
+    pii_leak: GuardAction = "redact"  # personal data in the answer that the question did not hold
+    toxicity: GuardAction = "block"
+    prompt_leak: GuardAction = "block"  # the answer repeats the system prompt
+    groundedness: GuardAction = "warn"  # a cited sentence its source does not support
+    json_schema: GuardAction = "block"  # the answer is not valid JSON for a requested schema
+
+
+class GuardSettings(_Section):
+    enabled: bool = True
+    # Decision thresholds (probability) where the model card's per-language ones are not wanted.
+    injection_threshold: float | None = Field(None, ge=0, le=1)
+    toxicity_threshold: float | None = Field(None, ge=0, le=1)
+    # Share of a cited sentence's content terms its sources must contain (docs/en/guardrails.md).
+    grounded_min_support: float = Field(0.9, ge=0, le=1)
+    # Per stage (and per source in the context stage). Includes the question's e5 embedding
+    # (~10-200 ms by length on 2 cores), which dense retrieval then reuses.
+    timeout_ms: float = Field(1000.0, gt=0)
+    on_error: Literal["closed", "open"] = "closed"  # closed = block when a guard fails or times out
+    audit: bool = True  # append every verdict to <home>/audit/audit.jsonl
+    models_dir: str = ""  # models from `dari guard train`; "" = the ones bundled with dari
+    input: InputGuardSettings = InputGuardSettings()
+    context: ContextGuardSettings = ContextGuardSettings()
+    output: OutputGuardSettings = OutputGuardSettings()
+    # Per-collection overrides, e.g. [guards.collections.hr.input] pii = "block"
+    collections: dict[str, dict[str, dict[str, GuardAction]]] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """dari's settings. Precedence: explicit arguments > DARI_* env vars > dari.toml > defaults."""
 
@@ -117,6 +162,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
+    guards: GuardSettings = GuardSettings()
 
     @classmethod
     def settings_customise_sources(

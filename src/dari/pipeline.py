@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -11,14 +12,19 @@ from dari.errors import InputError
 from dari.generate.citations import process
 from dari.generate.prompt import DEFAULT_VERSION, PromptTemplate, template_for
 from dari.generate.streaming import CitationFilter
+from dari.guards.audit import AuditLog
+from dari.guards.base import GuardContext
+from dari.guards.chain import GuardChain, StageResult, refusal
+from dari.guards.pii import find_pii, redact
 from dari.index.store import Store
 from dari.protocols import Generator
 from dari.retrieve.hybrid import HybridRetriever, Retrieval
 from dari.text import detect_lang
-from dari.types import Answer, Citation, GenerationParams, Hit, Outcome, Trace
+from dari.types import Answer, Citation, GenerationParams, Hit, Outcome, Stage, Trace, Verdict
 
 OnToken = Callable[[str], None]
 MAX_QUESTION_CHARS = 4000
+_NOTHING = Retrieval(hits=(), coverage=0.0, dense_top=0.0, abstain=True)
 
 
 @dataclasses.dataclass
@@ -33,6 +39,8 @@ class _Run:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     invalid: int = 0  # citation markers naming no given source, stripped
+    verdicts: list[Verdict] = dataclasses.field(default_factory=list)
+    logged_query: str = ""  # what the trace keeps: the question with personal data redacted
 
 
 class Pipeline:
@@ -45,8 +53,14 @@ class Pipeline:
         params: GenerationParams,
         model_name: str,
         prompt_version: str = DEFAULT_VERSION,
+        guards: GuardChain | None = None,
+        audit: AuditLog | None = None,
+        embed_query: Callable[[str], object] | None = None,
     ) -> None:
         self.collection = collection
+        self._guards = guards
+        self._audit = audit
+        self._embed_query = embed_query
         self._prompt_version = prompt_version
         self._retriever = retriever
         self._generator = generator
@@ -65,29 +79,89 @@ class Pipeline:
     ) -> Answer:
         question = _checked(question)
         started = time.perf_counter()
+        lang = detect_lang(question)
+        ctx = GuardContext(question=question, lang=lang, embed_query=self._embed_query)  # type: ignore[arg-type]
+        checked = self._guard(Stage.INPUT, question, ctx)
+        if checked.blocked:
+            run = _Run(question, _NOTHING, template_for(lang, self._prompt_version), started, {})
+            return self._refuse(run, checked, on_token)
+        question = ctx.question = checked.text  # personal data redacted before it goes further
+        t = time.perf_counter()
         retrieval = self._retriever.retrieve(question, top_k, acl, filters)
         if retrieval.abstain and history:  # a follow-up may need the previous question
             follow_up = f"{history[-1][0]} {question}"
             retrieval = self._retriever.retrieve(follow_up, top_k, acl, filters)
         timings = {f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()}
-        timings["retrieve"] = (time.perf_counter() - started) * 1000
-        template = template_for(detect_lang(question), self._prompt_version)
-        run = _Run(question, retrieval, template, started, timings)
-        if retrieval.abstain:  # too little support: say so without asking the model
+        timings["retrieve"] = (time.perf_counter() - t) * 1000
+        template = template_for(lang, self._prompt_version)
+        run = _Run(question, retrieval, template, started, timings, verdicts=list(checked.verdicts))
+        run.logged_query = redact(question, find_pii(question))
+        if not retrieval.abstain:
+            run.retrieval = self._guard_sources(run, ctx)
+        if run.retrieval.abstain:  # too little support: say so without asking the model
             if on_token:
                 on_token(run.template.dont_know)
             return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
 
-        raw = self._generate(run, history, on_token)
+        gate = None
+        if on_token is not None and self._guards is not None:
+            ctx.sources = tuple(h.text for h in run.retrieval.hits)
+            ctx.system_prompt = run.template.system
+            gate = SentenceGate(
+                lambda s: self._guards.run(Stage.OUTPUT, s, ctx, only=STREAMED_GUARDS),  # type: ignore[union-attr]
+                on_token,
+            )
+        raw = self._generate(run, history, gate.feed if gate else on_token)
+        if gate is not None:
+            gate.flush()
         if not raw or _is_dont_know(raw, run.template.dont_know):
             return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
-        hits = retrieval.hits
+        hits = run.retrieval.hits
         cited = process(raw, len(hits), hits)
         if cited.attached and on_token:
             on_token(f" [{cited.cited[0]}]")
         run.invalid += cited.invalid
+        ctx.sources = tuple(h.text for h in hits)
+        ctx.system_prompt = run.template.system
+        answer = self._guard(Stage.OUTPUT, cited.text, ctx)
+        run.verdicts += answer.verdicts
+        if answer.blocked:
+            return self._refuse(run, answer, on_token)
         citations = tuple(_citation(n, hits[n - 1]) for n in sorted(cited.cited))
-        return self._finish(run, cited.text, Outcome.ANSWERED, citations)
+        return self._finish(run, answer.text, Outcome.ANSWERED, citations)
+
+    def _guard(
+        self, stage: Stage, text: str, ctx: GuardContext, n: int | None = None
+    ) -> StageResult:
+        if self._guards is None:
+            return StageResult(text, ())
+        return self._guards.run(stage, text, ctx, n)
+
+    def _guard_sources(self, run: _Run, ctx: GuardContext) -> Retrieval:
+        """The context guard over every source: dropped or neutralised per policy."""
+        if self._guards is None or not self._guards.guards(Stage.CONTEXT):
+            return run.retrieval
+        t = time.perf_counter()
+        kept: list[Hit] = []
+        for n, hit in enumerate(run.retrieval.hits, start=1):
+            checked = self._guard(Stage.CONTEXT, hit.text, ctx, n)
+            run.verdicts += checked.verdicts
+            if not checked.blocked:
+                kept.append(dataclasses.replace(hit, text=checked.text) if checked.changed else hit)
+        run.timings["guard.context"] = (time.perf_counter() - t) * 1000
+        if tuple(kept) == run.retrieval.hits:
+            return run.retrieval
+        return dataclasses.replace(run.retrieval, hits=tuple(kept), abstain=not kept)
+
+    def _refuse(self, run: _Run, checked: StageResult, on_token: OnToken | None) -> Answer:
+        run.verdicts += [v for v in checked.verdicts if v not in run.verdicts]
+        blocked = next(v for v in checked.verdicts if v.action == "block")
+        text = refusal(run.template.lang, blocked)
+        if on_token:
+            on_token(("\n" if checked.verdicts[0].stage == Stage.OUTPUT else "") + text)
+        if not run.logged_query:  # a refused question is logged redacted too
+            run.logged_query = redact(run.question, find_pii(run.question))
+        return self._finish(run, text, Outcome.BLOCKED)
 
     def _generate(
         self, run: _Run, history: Sequence[tuple[str, str]], on_token: OnToken | None
@@ -134,7 +208,7 @@ class Pipeline:
         run.timings["total"] = (time.perf_counter() - run.started) * 1000
         trace = Trace(
             id=uuid.uuid4().hex,
-            query=run.question,
+            query=run.logged_query or run.question,
             collection=self.collection,
             outcome=outcome,
             hits=run.retrieval.hits,
@@ -145,13 +219,52 @@ class Pipeline:
             prompt_tokens=run.prompt_tokens,
             completion_tokens=run.completion_tokens,
             invalid_citations=run.invalid,
+            verdicts=tuple(run.verdicts),
         )
         body = dataclasses.asdict(trace)
         body["coverage"], body["dense_top"] = run.retrieval.coverage, run.retrieval.dense_top
         for hit in body["hits"]:
             hit.pop("text", None)  # the trace keeps ids and scores, not document text
         self._store.save_trace(trace.id, self.collection, body)
+        if self._audit is not None:
+            self._audit.append(trace.id, self.collection, trace.verdicts)
         return Answer(text=text, citations=citations, outcome=outcome, trace=trace)
+
+
+# Output guards that can judge one sentence alone, so a streamed answer is checked sentence by
+# sentence before it reaches the screen (groundedness and schema need the whole answer).
+STREAMED_GUARDS = frozenset({"pii_leak", "toxicity", "prompt_leak"})
+_SENTENCE_END = re.compile(r"[.!?。](?=\s)|\n")
+
+
+class SentenceGate:
+    """Holds streamed text back until a sentence ends, passes it through the output guards, and
+    only then shows it (redacted if need be); after a block nothing more is shown."""
+
+    def __init__(self, check: Callable[[str], StageResult], emit: OnToken) -> None:
+        self._check, self._emit = check, emit
+        self._buffer = ""
+        self.blocked = False
+
+    def feed(self, piece: str) -> None:
+        self._buffer += piece
+        while (m := _SENTENCE_END.search(self._buffer)) is not None:
+            sentence, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
+            self._release(sentence)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._release(self._buffer)
+            self._buffer = ""
+
+    def _release(self, sentence: str) -> None:
+        if self.blocked or not sentence:
+            return
+        checked = self._check(sentence)
+        if checked.blocked:
+            self.blocked = True
+            return
+        self._emit(checked.text)
 
 
 def _checked(question: str) -> str:

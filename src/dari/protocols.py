@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from dari.types import Document, GenerationParams, Hit, Retrieval, Split
+from dari.types import Document, GenerationParams, Hit, Retrieval, Split, Stage
+
+if TYPE_CHECKING:
+    from dari.guards.base import Finding, GuardContext
 
 
 @runtime_checkable
@@ -88,3 +91,13 @@ class Generator(Protocol):
     ) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+class Guard(Protocol):
+    """One check at one stage of the flow (input, context or output). `check` never raises for
+    any text, however odd: the chain turns a failure into a verdict (fail closed or open)."""
+
+    name: str
+    stage: Stage
+
+    def check(self, text: str, ctx: GuardContext) -> Finding: ...

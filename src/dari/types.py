@@ -44,6 +44,7 @@ class Section:
     text: str
     heading: str = ""
     page: int | None = None
+    flags: str = ""  # set at ingest by the context guard, e.g. "injection:addressed-to-model"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Hit:
     dense_score: float | None = None
     bm25_score: float | None = None
     child_text: str = ""  # the matched child chunk (with its header line)
+    flags: str = ""  # the parent section's ingest-time guard tags
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,51 @@ class Citation:
 class Outcome(StrEnum):
     ANSWERED = "answered"
     ABSTAINED = "abstained"  # retrieval too weak: dari says it does not know
+    BLOCKED = "blocked"  # a guard's policy refused the question or the answer
+
+
+class Stage(StrEnum):
+    """Where in the flow a guard looks: the question, a retrieved source, the answer."""
+
+    INPUT = "input"
+    CONTEXT = "context"
+    OUTPUT = "output"
+
+
+class Action(StrEnum):
+    """What a policy does with a flagged text. In the context stage `block` drops the source and
+    `redact` neutralises it (the offending lines are removed, the rest is kept)."""
+
+    ALLOW = "allow"  # not flagged
+    LOG = "log"  # recorded in the trace and audit log only
+    WARN = "warn"  # answered, with a warning shown to the user
+    REDACT = "redact"  # the flagged span is replaced ([PHONE]) or neutralised
+    BLOCK = "block"  # a safe refusal instead of an answer (or the source is dropped)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a guard found something, and what kind of thing: never the text itself."""
+
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One guard's judgement of one text, after its policy was applied."""
+
+    guard: str  # injection, pii, topic, toxicity, groundedness, prompt_leak, schema…
+    stage: Stage
+    flagged: bool
+    action: Action
+    score: float = 0.0  # 0..1, the detector's confidence
+    rule: str = ""  # the matched rule or label, e.g. "ignore-instructions", "phone:kr"
+    detail: str = ""  # a sentence for the user or operator; never the raw personal data
+    spans: tuple[Span, ...] = ()
+    source: int | None = None  # context and groundedness verdicts: which source [n]
+    ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +185,7 @@ class Trace:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     invalid_citations: int = 0  # [n] that named no given source, stripped from the answer
+    verdicts: tuple[Verdict, ...] = ()  # every guard that looked, flagged or not
 
 
 @dataclass(frozen=True)
@@ -146,6 +194,11 @@ class Answer:
     citations: tuple[Citation, ...]
     outcome: Outcome
     trace: Trace
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the user should be told next to the answer (guards whose policy is warn)."""
+        return tuple(v.detail for v in self.trace.verdicts if v.action == Action.WARN)
 
 
 class FileStatus(StrEnum):

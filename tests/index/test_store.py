@@ -318,7 +318,7 @@ def test_wal_mode_and_foreign_keys(store: Store) -> None:
     assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert store._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
     with pytest.raises(sqlite3.IntegrityError):
-        store._db.execute("INSERT INTO sections VALUES ('s', 'no-doc', 0, 't', '', NULL)")
+        store._db.execute("INSERT INTO sections VALUES ('s', 'no-doc', 0, 't', '', NULL, '')")
 
 
 def test_disk_full_during_a_write_is_a_store_error_and_rolls_back(tmp_path: Path) -> None:
@@ -347,3 +347,23 @@ def test_disk_full_during_a_write_is_a_store_error_and_rolls_back(tmp_path: Path
     assert "free disk space" in err.value.hint
     store._db = real
     assert store.generation("c") == 0  # nothing half-written
+
+
+def test_a_store_made_before_section_flags_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE sections(id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,"
+        " text TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER)"
+    )
+    db.execute("INSERT INTO sections VALUES ('s1', 'd', 0, 'kept', '', NULL)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        rows = store._db.execute("SELECT id, text, flags FROM sections").fetchall()
+        assert rows == [("s1", "kept", "")]
+    finally:
+        store.close()

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from dari.app import Dari
 from dari.cli import render
+from dari.cli.guard import guard_app
 from dari.config import load_settings
 from dari.errors import DariError
 from dari.generate import models
@@ -37,6 +38,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(collections_app, name="collections")
 app.add_typer(eval_app, name="eval")
 app.add_typer(rerank_app, name="rerank")
+app.add_typer(guard_app, name="guard")
 
 Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

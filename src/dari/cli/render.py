@@ -78,11 +78,15 @@ class IngestBar:
 
 
 class QueryBar:
-    """A rich progress bar over the queries of each configuration in an eval run."""
+    """A rich progress bar over items in steps: the queries of each configuration in an eval run,
+    the lines of a file the guards score, the rows a guard model trains on."""
 
-    def __init__(self, console: Console, disable: bool = False) -> None:
-        self._bar = _progress(console, "queries", disable)
+    def __init__(
+        self, console: Console, disable: bool = False, unit: str = "queries", prefix: str = "eval "
+    ) -> None:
+        self._bar = _progress(console, unit, disable)
         self._task: Any = None
+        self._prefix = prefix
 
     def __enter__(self) -> QueryBar:
         self._bar.start()
@@ -94,7 +98,7 @@ class QueryBar:
     def start(self, label: str, total: int) -> None:
         if self._task is not None:
             self._bar.remove_task(self._task)
-        self._task = self._bar.add_task(f"eval {label}", total=total)
+        self._task = self._bar.add_task(f"{self._prefix}{label}", total=total)
 
     def advance(self) -> None:
         self._bar.update(self._task, advance=1)
@@ -165,6 +169,8 @@ def ingest_report(console: Console, report: IngestReport, verbose: bool = False)
 
 
 def sources(console: Console, answer: Answer) -> None:
+    for warning in answer.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     if not answer.citations:
         return
     console.print()
@@ -190,6 +196,12 @@ def answer_json(answer: Answer) -> str:
             "trace_id": answer.trace.id,
             "timings_ms": dict(answer.trace.timings_ms),
             "invalid_citations": answer.trace.invalid_citations,
+            "warnings": list(answer.warnings),
+            "guards": [
+                {"stage": v.stage, "guard": v.guard, "action": v.action, "rule": v.rule}
+                for v in answer.trace.verdicts
+                if v.flagged
+            ],
         }
     )
 

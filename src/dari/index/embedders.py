@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -126,3 +127,34 @@ def make_embedder(settings: EmbedderSettings) -> UseEmbedder | E5Embedder | Open
     if settings.name == "e5":
         return E5Embedder()
     return OpenAIEmbedder(settings)
+
+
+class QueryMemo:
+    """An embedder that remembers its recent query embeddings: the input guard and dense
+    retrieval embed the same question, and it should cost one model call."""
+
+    SIZE = 256
+
+    def __init__(self, inner: UseEmbedder | E5Embedder | OpenAIEmbedder) -> None:
+        self.inner = inner
+        self.name, self.dim, self.min_dense = inner.name, inner.dim, inner.min_dense
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        out = self.inner.embed_passages(texts)
+        self.dim = self.inner.dim  # a remote embedder learns its dimension on the first call
+        return out
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            for text, vec in zip(missing, self.inner.embed_queries(missing), strict=True):
+                self._memo[text] = vec
+            self.dim = self.inner.dim
+        for t in texts:
+            self._memo.move_to_end(t)
+        while len(self._memo) > self.SIZE:
+            self._memo.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])

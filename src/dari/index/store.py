@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS documents(
 CREATE INDEX IF NOT EXISTS documents_by_path ON documents(collection, path);
 CREATE TABLE IF NOT EXISTS sections(
   id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-  ordinal INTEGER NOT NULL, text TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER);
+  ordinal INTEGER NOT NULL, text TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER,
+  flags TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS sections_by_doc ON sections(doc_id);
 CREATE TABLE IF NOT EXISTS chunks(
   id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -90,6 +91,7 @@ class SourceRow:
     page: int | None
     source: str
     title: str
+    flags: str = ""
 
 
 class Store:
@@ -105,6 +107,9 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(sections)")}
+            if "flags" not in columns:  # stores made before the guards tagged sections
+                self._db.execute("ALTER TABLE sections ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -267,8 +272,12 @@ class Store:
                     ),
                 )
                 db.executemany(
-                    "INSERT INTO sections VALUES (?, ?, ?, ?, ?, ?)",
-                    [(s.id, doc_id, s.ordinal, s.text, s.heading, s.page) for s in sections],
+                    "INSERT INTO sections(id, doc_id, ordinal, text, heading, page, flags) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (s.id, doc_id, s.ordinal, s.text, s.heading, s.page, s.flags)
+                        for s in sections
+                    ],
                 )
                 db.executemany(
                     "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -395,8 +404,8 @@ class Store:
             part = list(chunk_ids[i : i + 500])
             marks = ",".join("?" * len(part))
             for row in self._db.execute(
-                f"""SELECT c.id, s.id, d.id, c.text, s.text, s.heading, s.page, d.source, d.title
-                    FROM chunks c JOIN sections s ON s.id = c.section_id
+                f"""SELECT c.id, s.id, d.id, c.text, s.text, s.heading, s.page, d.source, d.title,
+                    s.flags FROM chunks c JOIN sections s ON s.id = c.section_id
                     JOIN documents d ON d.id = c.doc_id
                     WHERE c.id IN ({marks}) AND d.status = 'ready'""",
                 part,

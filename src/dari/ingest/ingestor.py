@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -96,8 +96,10 @@ class Ingestor:
         bm25: TantivyIndex,
         embedder: Embedder,
         splitter: ParentChildSplitter,
+        tagger: Callable[[str], str] | None = None,
     ) -> None:
         self._s = settings
+        self._tagger = tagger  # the context guard: flags sections that address the model
         self._store = store
         self._bm25 = bm25
         self._embedder = embedder
@@ -208,9 +210,10 @@ class Ingestor:
         rows: list[tuple[str, Document, Sequence[Section], Sequence[Chunk], Sequence[str]]] = []
         offset = 0
         for doc_id, doc, sp in parts:
-            rows.append(
-                (doc_id, doc, sp.sections, sp.chunks, keys[offset : offset + len(sp.chunks)])
-            )
+            sections = sp.sections
+            if self._tagger is not None:
+                sections = tuple(replace(s, flags=self._tagger(s.text)) for s in sections)
+            rows.append((doc_id, doc, sections, sp.chunks, keys[offset : offset + len(sp.chunks)]))
             offset += len(sp.chunks)
         old = self._store.stage_file(collection, key, sha, size, rows)
         self._bm25.delete_documents(old)

@@ -155,6 +155,7 @@ class HybridRetriever:
                     dense_score=dense_score.get(cid),
                     bm25_score=bm25_score.get(cid),
                     child_text=row.chunk_text,
+                    flags=row.flags,
                 )
             )
             if len(pool) == pool_size:

@@ -1,0 +1,87 @@
+"""The context guard: instructions aimed at the model inside a retrieved source (indirect prompt
+injection), found line by line so that neutralising removes the payload and keeps the facts."""
+
+from __future__ import annotations
+
+import re
+
+from dari.guards import normalise, rules
+from dari.guards.base import CLEAN, Finding, GuardContext
+from dari.guards.linear import LinearModel
+from dari.text import detect_lang
+from dari.types import Span, Stage
+
+# Lines, and sentences inside long lines: an injection is usually one or two sentences.
+_PIECES = re.compile(r"[^\n]+?(?:[.!?。]+(?=\s)|(?=\n)|$)")  # "evil.example" is not two sentences
+NEUTRALISED = "[removed: text addressed to the assistant]"
+
+
+def pieces(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence or line of `text` that has letters in it."""
+    return [(m.start(), m.end()) for m in _PIECES.finditer(text) if re.search(r"\w", m.group(0))]
+
+
+class ContextInjectionGuard:
+    """Scores every sentence of a source (rules + the n-gram model) and the whole source. A
+    flagged source is redacted by removing the flagged sentences; when the whole reads as an
+    injection but no single sentence does, it cannot be neutralised and `redact` drops it."""
+
+    name = "context_injection"
+    stage = Stage.CONTEXT
+    WINDOW = 2  # sentences scored together as well, for payloads split across a line break
+
+    def __init__(self, model: LinearModel, threshold: float | None = None) -> None:
+        self._model = model
+        self._threshold = threshold
+        self._rules = rules.INJECTION_RULES + rules.CONTEXT_RULES
+
+    def _score(self, text: str, lang: str) -> tuple[bool, float, str]:
+        views = normalise.views(text)
+        fired = [r for v in views for r in rules.matches(v, self._rules)]
+        strong = [r for r in fired if r.score >= 0.9]
+        d = max(self._model.decision(v) for v in views)
+        if self._threshold is not None:
+            hit = LinearModel.probability(d) >= self._threshold
+        else:
+            hit = d > self._model.threshold(lang)
+        score = LinearModel.probability(d)
+        if strong:
+            return True, max(score, strong[0].score), strong[0].name
+        return hit, score, "classifier" if hit else (fired[0].name if fired else "")
+
+    def check(self, text: str, ctx: GuardContext) -> Finding:
+        if not text.strip():
+            return CLEAN
+        lang = detect_lang(text)
+        spans = pieces(text)
+        alone = [self._score(text[start:end], lang) for start, end in spans]
+        bad = [(s, e, r[2], r[1]) for (s, e), r in zip(spans, alone, strict=True) if r[0]]
+        for i in range(len(spans) - 1):  # a payload split across two sentences
+            if not alone[i][0] and not alone[i + 1][0]:
+                hit, score, rule = self._score(text[spans[i][0] : spans[i + 1][1]], lang)
+                if hit:
+                    bad.append((spans[i][0], spans[i + 1][1], rule, score))
+        whole, whole_score, whole_rule = self._score(text, lang)
+        if not bad and not whole:
+            return Finding(False, max(whole_score, 0.0))
+        if not bad:
+            return Finding(
+                True, whole_score, whole_rule, "the source reads as instructions to the model"
+            )
+        out, pos = [], 0
+        for start, end, _, _ in sorted(bad):
+            if start >= pos:
+                out += [text[pos:start], NEUTRALISED + (" " if end < len(text) else "")]
+                pos = end
+            else:
+                pos = max(pos, end)
+        out.append(text[pos:])
+        rule_names = sorted({b[2] for b in bad})
+        return Finding(
+            True,
+            max(b[3] for b in bad),
+            ",".join(rule_names),
+            f"{len(bad)} passage(s) in the source address the model ({', '.join(rule_names)})",
+            tuple(Span("injection", b[0], b[1]) for b in bad),
+            "".join(out),
+        )

@@ -1,0 +1,130 @@
+"""Builds the guard chain from settings: loads the trained models once, picks the guards."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from dari.config import GuardSettings
+from dari.errors import ConfigError
+from dari.guards.base import GuardContext
+from dari.guards.chain import GuardChain, Policy
+from dari.guards.context import ContextInjectionGuard
+from dari.guards.input import InjectionGuard, NamesGuard, PIIGuard, TopicGuard
+from dari.guards.linear import LinearModel
+from dari.guards.output import (
+    GroundednessGuard,
+    PIILeakGuard,
+    PromptLeakGuard,
+    SchemaGuard,
+    ToxicityGuard,
+)
+from dari.index.analyzer import Analyzer
+from dari.protocols import Embedder, Guard
+
+BUNDLED = Path(__file__).parent / "models"
+INJECTION = "injection-ngram"
+INJECTION_JOINT = "injection-e5"  # n-grams + the multilingual-e5 embedding of the question
+TOXICITY = "toxicity-ko"
+
+
+class GuardSet:
+    """The guards of one dari: models loaded on first use, a chain per collection."""
+
+    def __init__(
+        self, settings: GuardSettings, analyzer: Analyzer, embedder: Embedder | None = None
+    ) -> None:
+        self.settings = settings
+        self._analyzer = analyzer
+        self._embedder = embedder
+
+    def _model(self, name: str) -> LinearModel:
+        folder = (
+            Path(self.settings.models_dir).expanduser() if self.settings.models_dir else BUNDLED
+        )
+        path = folder / name
+        if not path.with_suffix(".npz").is_file():
+            raise ConfigError(
+                f"the guard model '{name}' is not in {folder}",
+                "train it with `dari guard train --output DIR` or clear guards.models_dir",
+            )
+        return LinearModel.load(path)
+
+    @cached_property
+    def injection_model(self) -> LinearModel:
+        return self._model(INJECTION)
+
+    @cached_property
+    def joint_model(self) -> LinearModel | None:
+        """The n-gram + embedding model, when the configured embedder is the one it learnt."""
+        if self._embedder is None:
+            return None
+        try:
+            model = self._model(INJECTION_JOINT)
+        except ConfigError:
+            return None
+        return model if model.embedder == self._embedder.name else None
+
+    @cached_property
+    def toxicity_model(self) -> LinearModel:
+        return self._model(TOXICITY)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_query_batch([text])[0]
+
+    def embed_query_batch(self, texts: list[str]) -> np.ndarray:
+        if self._embedder is None:
+            raise ConfigError("the guards have no embedder", "build GuardSet with one")
+        return np.asarray(self._embedder.embed_queries(texts))
+
+    @cached_property
+    def guards(self) -> list[Guard]:
+        s = self.settings
+        return [
+            InjectionGuard(self.injection_model, self.joint_model, s.injection_threshold),
+            PIIGuard(),
+            NamesGuard(lambda: self._analyzer.kiwi),
+            TopicGuard(s.input.deny_topics),
+            self.context_guard,
+            PIILeakGuard(),
+            ToxicityGuard(self.toxicity_model, s.toxicity_threshold),
+            PromptLeakGuard(),
+            GroundednessGuard(
+                self._analyzer.terms, self._analyzer.sentences, s.grounded_min_support
+            ),
+            SchemaGuard(),
+        ]
+
+    def tag_section(self, text: str) -> str:
+        """Ingest-time scan of a section for text addressed to the model: "" or
+        "injection:<rules>", stored with the section and shown with the source in traces."""
+        finding = self.context_guard.check(text, GuardContext())
+        return f"injection:{finding.rule}" if finding.flagged else ""
+
+    @cached_property
+    def context_guard(self) -> ContextInjectionGuard:
+        return ContextInjectionGuard(self.injection_model, self.settings.injection_threshold)
+
+    def warm(self) -> None:
+        """Load what the guards need (models, Kiwi, the embedder) before the first timed check:
+        a cold start would otherwise count against the chain's time limit."""
+        if getattr(self, "_warm", False):
+            return
+        ctx = GuardContext(question="warm up", sources=("warm up",), system_prompt="warm up")
+        for guard in self.guards:  # lazy loads: Kiwi, the stemmer, the English toxicity model
+            for text in ("warm up [1].", "준비 [1]."):
+                guard.check(text, ctx)
+        if self.joint_model is not None:
+            self.embed_query("warm up")
+        self._warm = True
+
+    def chain(self, collection: str = "") -> GuardChain:
+        self.warm()
+        return GuardChain(
+            self.guards,
+            Policy(self.settings, collection),
+            self.settings.timeout_ms,
+            fail_closed=self.settings.on_error == "closed",
+        )
