@@ -72,6 +72,9 @@ _EN_NAME = re.compile(
 )
 
 
+MAX_CHARS = 50_000  # Korean names are looked for in the first 50k characters (Kiwi's cost)
+
+
 def _surname(word: str) -> bool:
     return word[:2] in _SURNAMES2 or word[0] in _SURNAMES
 
@@ -84,7 +87,7 @@ def find_names(text: str, kiwi: Any | None) -> list[PIIMatch]:
     ]
     if kiwi is None or not re.search(r"[\uac00-\ud7a3]", text):
         return found
-    tokens = kiwi.tokenize(text)
+    tokens = kiwi.tokenize(text[:MAX_CHARS])
     for i, tok in enumerate(tokens):
         if tok.tag not in ("NNP", "NNG"):
             continue
