@@ -223,8 +223,11 @@ class Dari:
         on_token: OnToken | None = None,
         history: Sequence[tuple[str, str]] = (),
         filters: Mapping[str, str] | None = None,
+        schema: Mapping[str, object] | None = None,
     ) -> Answer:
-        return self.pipeline(collection).ask(question, top_k, acl, on_token, history, filters)
+        return self.pipeline(collection).ask(
+            question, top_k, acl, on_token, history, filters, schema
+        )
 
     def check(
         self, text: str, stage: Stage = Stage.INPUT, collection: str = "", question: str = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 import uuid
@@ -40,6 +41,7 @@ class _Run:
     completion_tokens: int = 0
     invalid: int = 0  # citation markers naming no given source, stripped
     verdicts: list[Verdict] = dataclasses.field(default_factory=list)
+    schema: Mapping[str, object] | None = None
     logged_query: str = ""  # what the trace keeps: the question with personal data redacted
 
 
@@ -76,11 +78,17 @@ class Pipeline:
         on_token: OnToken | None = None,
         history: Sequence[tuple[str, str]] = (),
         filters: Mapping[str, str] | None = None,
+        schema: Mapping[str, object] | None = None,
     ) -> Answer:
+        """Answer `question`; with `schema` (a JSON schema) the answer is JSON that validates
+        against it: checked, repaired by asking the model again once, else refused by policy."""
         question = _checked(question)
         started = time.perf_counter()
         lang = detect_lang(question)
         ctx = GuardContext(question=question, lang=lang, embed_query=self._embed_query)  # type: ignore[arg-type]
+        ctx.schema = schema
+        if schema is not None:
+            on_token = None  # JSON is returned whole, not streamed
         checked = self._guard(Stage.INPUT, question, ctx)
         if checked.blocked:
             run = _Run(question, _NOTHING, template_for(lang, self._prompt_version), started, {})
@@ -95,6 +103,7 @@ class Pipeline:
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         template = template_for(lang, self._prompt_version)
         run = _Run(question, retrieval, template, started, timings, verdicts=list(checked.verdicts))
+        run.schema = schema
         run.logged_query = redact(question, find_pii(question))
         if not retrieval.abstain:
             run.retrieval = self._guard_sources(run, ctx)
@@ -114,10 +123,12 @@ class Pipeline:
         raw = self._generate(run, history, gate.feed if gate else on_token)
         if gate is not None:
             gate.flush()
-        if not raw or _is_dont_know(raw, run.template.dont_know):
+        if schema is not None:
+            raw = self._repair_json(run, history, raw, ctx)
+        elif not raw or _is_dont_know(raw, run.template.dont_know):
             return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
         hits = run.retrieval.hits
-        cited = process(raw, len(hits), hits)
+        cited = process(raw, len(hits), hits, attach=schema is None)
         if cited.attached and on_token:
             on_token(f" [{cited.cited[0]}]")
         run.invalid += cited.invalid
@@ -130,12 +141,35 @@ class Pipeline:
         citations = tuple(_citation(n, hits[n - 1]) for n in sorted(cited.cited))
         return self._finish(run, answer.text, Outcome.ANSWERED, citations)
 
+    def _repair_json(
+        self, run: _Run, history: Sequence[tuple[str, str]], raw: str, ctx: GuardContext
+    ) -> str:
+        """One more try when the answer does not validate: the model sees its answer and the
+        validation error (the usual repair loop); the output guards then judge the result."""
+        first = self._guard(Stage.OUTPUT, raw, ctx, only=frozenset({"schema"}))
+        problem = next((v for v in first.verdicts if v.flagged), None)
+        if problem is None:
+            return raw
+        run.timings["schema_retries"] = 1
+        fix = (
+            f"That answer is not valid: {problem.detail}. Reply with only the corrected JSON."
+            if run.template.lang == "en"
+            else f"그 답은 올바르지 않습니다: {problem.detail}. 고친 JSON만 답하세요."
+        )
+        extra = ({"role": "assistant", "content": raw}, {"role": "user", "content": fix})
+        return self._generate(run, history, None, extra)
+
     def _guard(
-        self, stage: Stage, text: str, ctx: GuardContext, n: int | None = None
+        self,
+        stage: Stage,
+        text: str,
+        ctx: GuardContext,
+        n: int | None = None,
+        only: frozenset[str] | None = None,
     ) -> StageResult:
         if self._guards is None:
             return StageResult(text, ())
-        return self._guards.run(stage, text, ctx, n)
+        return self._guards.run(stage, text, ctx, n, only)
 
     def _guard_sources(self, run: _Run, ctx: GuardContext) -> Retrieval:
         """The context guard over every source: dropped or neutralised per policy."""
@@ -164,10 +198,18 @@ class Pipeline:
         return self._finish(run, text, Outcome.BLOCKED)
 
     def _generate(
-        self, run: _Run, history: Sequence[tuple[str, str]], on_token: OnToken | None
+        self,
+        run: _Run,
+        history: Sequence[tuple[str, str]],
+        on_token: OnToken | None,
+        extra: Sequence[dict[str, str]] = (),
     ) -> str:
         """Stream the model's answer through the citation filter; returns the filtered text."""
         messages = run.template.messages(run.question, run.retrieval.hits)
+        if run.schema is not None:
+            messages[-1]["content"] += "\n\n" + _SCHEMA_ASK[run.template.lang].format(
+                schema=json.dumps(run.schema, ensure_ascii=False)
+            )
         if history:  # earlier turns go between the fixed prefix and the new question
             turns = [
                 m
@@ -175,6 +217,7 @@ class Pipeline:
                 for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})
             ]
             messages = messages[:-1] + turns + messages[-1:]
+        messages += list(extra)
         t = time.perf_counter()
         generator = self._generator()
         run.timings["load_model"] = (time.perf_counter() - t) * 1000
@@ -230,6 +273,11 @@ class Pipeline:
             self._audit.append(trace.id, self.collection, trace.verdicts)
         return Answer(text=text, citations=citations, outcome=outcome, trace=trace)
 
+
+_SCHEMA_ASK = {
+    "en": "Answer with JSON only (no other text), valid against this JSON schema:\n{schema}",
+    "ko": "다른 글 없이 JSON으로만 답하세요. 이 JSON 스키마에 맞아야 합니다:\n{schema}",
+}
 
 # Output guards that can judge one sentence alone, so a streamed answer is checked sentence by
 # sentence before it reaches the screen (groundedness and schema need the whole answer).

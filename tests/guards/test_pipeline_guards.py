@@ -122,3 +122,32 @@ def test_every_stage_gives_odd_input_a_verdict_not_an_exception(dari: Dari):
         for stage in Stage:
             result = dari.check(text, stage)
             assert all(v.stage == stage for v in result.verdicts), (text[:20], stage)
+
+
+SCHEMA = {"type": "object", "properties": {"days": {"type": "integer"}}, "required": ["days"]}
+
+
+def test_a_requested_schema_is_repaired_once_then_valid(
+    dari: Dari, corpus: Path, fake_generator: FakeGenerator
+):
+    dari.ingest([corpus], "hr")
+    fake_generator.enqueue('{"days": "열다섯"}')  # wrong type
+    fake_generator.enqueue('{"days": 15}')
+    answer = dari.ask("연차 휴가는 며칠인가요?", "hr", schema=SCHEMA)
+    assert answer.outcome == Outcome.ANSWERED and json.loads(answer.text) == {"days": 15}
+    assert answer.trace.timings_ms["schema_retries"] == 1
+    first_prompt = fake_generator.seen[0][-1]["content"]
+    assert '"required": ["days"]' in first_prompt
+    retry = fake_generator.seen[1]
+    assert retry[-2]["content"] == '{"days": "열다섯"}' and "days" in retry[-1]["content"]
+
+
+def test_an_answer_that_stays_invalid_is_refused(
+    dari: Dari, corpus: Path, fake_generator: FakeGenerator
+):
+    dari.ingest([corpus], "hr")
+    fake_generator.enqueue("15일입니다")
+    fake_generator.enqueue("여전히 15일입니다")
+    answer = dari.ask("연차 휴가는 며칠인가요?", "hr", schema=SCHEMA)
+    assert answer.outcome == Outcome.BLOCKED
+    assert any(v.guard == "schema" and v.action == "block" for v in answer.trace.verdicts)

@@ -89,6 +89,10 @@ def ask(
         typer.Option("--filter", help="Only documents with this metadata, KEY=VALUE (repeatable)."),
     ] = None,
     stream: Annotated[bool, typer.Option(help="Stream tokens as they come.")] = True,
+    schema: Annotated[
+        Path | None,
+        typer.Option(help="A JSON schema file: the answer is JSON valid against it, or refused."),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Answer one question from a collection, with numbered citations."""
@@ -100,7 +104,11 @@ def ask(
         console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
 
     filters = parse_filters(where or [])
-    answer = dari.ask(question, collection, top_k, acl, on_token if live else None, (), filters)
+    wanted = _read_schema(schema) if schema is not None else None
+    live = live and wanted is None
+    answer = dari.ask(
+        question, collection, top_k, acl, on_token if live else None, (), filters, wanted
+    )
     dari.close()
     if json_out:
         print(render.answer_json(answer))
@@ -289,6 +297,24 @@ def rerank_train(
         f"[green]ok[/] trained on {used} of {len(groups)} queries (the others had no relevant "
         f"candidate) → {output}"
     )
+
+
+def _read_schema(path: Path) -> dict[str, object]:
+    from dari.errors import InputError
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the schema {path}: {exc.strerror}", "check the path"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"the schema {path} is not JSON: {exc.msg} (line {exc.lineno})", "fix the file"
+        ) from exc
+    if not isinstance(value, dict):
+        raise InputError(f"the schema {path} is not a JSON object", 'e.g. {"type": "object"}')
+    return value
 
 
 def _print_error(console: Console, exc: DariError) -> None:

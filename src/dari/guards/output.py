@@ -135,6 +135,8 @@ class GroundednessGuard:
         return len(words & set(self._terms(source_text))) / len(words)
 
     def check(self, text: str, ctx: GuardContext) -> Finding:
+        if ctx.schema is not None:  # a JSON answer is data, not sentences with citations
+            return CLEAN
         bad: list[Span] = []
         worst = 1.0
         pos = 0
