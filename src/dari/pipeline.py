@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
 
 from dari.errors import InputError
 from dari.generate.citations import process
@@ -17,6 +18,7 @@ from dari.guards.audit import AuditLog
 from dari.guards.base import GuardContext
 from dari.guards.chain import GuardChain, StageResult, refusal
 from dari.guards.pii import find_pii, redact
+from dari.guards.stream import STREAMED_GUARDS, SentenceGate
 from dari.index.store import Store
 from dari.protocols import Generator
 from dari.retrieve.hybrid import HybridRetriever, Retrieval
@@ -57,7 +59,7 @@ class Pipeline:
         prompt_version: str = DEFAULT_VERSION,
         guards: GuardChain | None = None,
         audit: AuditLog | None = None,
-        embed_query: Callable[[str], object] | None = None,
+        embed_query: Callable[[str], np.ndarray] | None = None,
     ) -> None:
         self.collection = collection
         self._guards = guards
@@ -85,8 +87,7 @@ class Pipeline:
         question = _checked(question)
         started = time.perf_counter()
         lang = detect_lang(question)
-        ctx = GuardContext(question=question, lang=lang, embed_query=self._embed_query)  # type: ignore[arg-type]
-        ctx.schema = schema
+        ctx = GuardContext(question, lang, schema=schema, embed_query=self._embed_query)
         if schema is not None:
             on_token = None  # JSON is returned whole, not streamed
         checked = self._guard(Stage.INPUT, question, ctx)
@@ -112,6 +113,18 @@ class Pipeline:
                 on_token(run.template.dont_know)
             return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
 
+        return self._answer(run, ctx, history, on_token)
+
+    def _answer(
+        self,
+        run: _Run,
+        ctx: GuardContext,
+        history: Sequence[tuple[str, str]],
+        on_token: OnToken | None,
+    ) -> Answer:
+        """Generate (through the sentence gate when streaming), repair JSON if a schema was
+        asked for, attach citations, and run the output guards."""
+        schema = run.schema
         gate = None
         if on_token is not None and self._guards is not None:
             ctx.sources = tuple(h.text for h in run.retrieval.hits)
@@ -278,41 +291,6 @@ _SCHEMA_ASK = {
     "en": "Answer with JSON only (no other text), valid against this JSON schema:\n{schema}",
     "ko": "다른 글 없이 JSON으로만 답하세요. 이 JSON 스키마에 맞아야 합니다:\n{schema}",
 }
-
-# Output guards that can judge one sentence alone, so a streamed answer is checked sentence by
-# sentence before it reaches the screen (groundedness and schema need the whole answer).
-STREAMED_GUARDS = frozenset({"pii_leak", "toxicity", "prompt_leak"})
-_SENTENCE_END = re.compile(r"[.!?。](?=\s)|\n")
-
-
-class SentenceGate:
-    """Holds streamed text back until a sentence ends, passes it through the output guards, and
-    only then shows it (redacted if need be); after a block nothing more is shown."""
-
-    def __init__(self, check: Callable[[str], StageResult], emit: OnToken) -> None:
-        self._check, self._emit = check, emit
-        self._buffer = ""
-        self.blocked = False
-
-    def feed(self, piece: str) -> None:
-        self._buffer += piece
-        while (m := _SENTENCE_END.search(self._buffer)) is not None:
-            sentence, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
-            self._release(sentence)
-
-    def flush(self) -> None:
-        if self._buffer:
-            self._release(self._buffer)
-            self._buffer = ""
-
-    def _release(self, sentence: str) -> None:
-        if self.blocked or not sentence:
-            return
-        checked = self._check(sentence)
-        if checked.blocked:
-            self.blocked = True
-            return
-        self._emit(checked.text)
 
 
 def _checked(question: str) -> str:
