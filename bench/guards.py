@@ -32,11 +32,12 @@ from dari.config import load_settings
 from dari.guards import corpus
 from dari.guards.base import GuardContext
 from dari.guards.context import ContextInjectionGuard
-from dari.guards.factory import GuardSet
+from dari.guards.factory import BUNDLED, INJECTION_JOINT, GuardSet
 from dari.guards.linear import LinearModel
 from dari.guards.names import find_names
 from dari.guards.normalise import views
 from dari.guards.pii import find_pii
+from dari.guards.stacked import StackedModel
 from dari.guards.train import embed_cached
 from dari.index.analyzer import Analyzer
 from dari.types import Stage
@@ -65,12 +66,18 @@ def injection(data: Path, guards: GuardSet, cache: Path) -> dict[str, Any]:
     scorers: dict[str, Any] = {
         "ngram": lambda e, i: guards.injection_model.decision(views(e.text)[0])
     }
-    thresholds: dict[str, LinearModel] = {"ngram": guards.injection_model}
-    joint = guards.joint_model
-    if joint is not None:
+    thresholds: dict[str, Any] = {"ngram": guards.injection_model}
+    if guards.joint_models:
         emb = embed_cached(guards.embed_query_batch, [e.text for e in test], cache)
-        scorers["ngram+e5"] = lambda e, i: joint.decision(views(e.text)[0], emb[i])
-        thresholds["ngram+e5"] = joint
+        linear = LinearModel.load(BUNDLED / INJECTION_JOINT)
+        scorers["ngram+e5 linear"] = lambda e, i: linear.decision(views(e.text)[0], emb[i])
+        thresholds["ngram+e5 linear"] = linear
+        stacked = guards.joint_models.get("en")
+        if isinstance(stacked, StackedModel):
+            scorers["ngram+e5 mlp (shipped for en)"] = lambda e, i: stacked.decision(
+                views(e.text)[0], emb[i]
+            )
+            thresholds["ngram+e5 mlp (shipped for en)"] = stacked
     for name, score in scorers.items():
         d = np.array([score(e, i) for i, e in enumerate(test)])
         model = thresholds[name]

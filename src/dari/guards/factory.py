@@ -21,12 +21,14 @@ from dari.guards.output import (
     SchemaGuard,
     ToxicityGuard,
 )
+from dari.guards.stacked import StackedModel
 from dari.index.analyzer import Analyzer
 from dari.protocols import Embedder, Guard
 
 BUNDLED = Path(__file__).parent / "models"
 INJECTION = "injection-ngram"
 INJECTION_JOINT = "injection-e5"  # n-grams + the multilingual-e5 embedding of the question
+INJECTION_STACKED = "injection-e5-mlp"  # a small network over the e5 embedding + n-gram score
 TOXICITY = "toxicity-ko"
 
 
@@ -41,9 +43,7 @@ class GuardSet:
         self._embedder = embedder
 
     def _model(self, name: str) -> LinearModel:
-        folder = (
-            Path(self.settings.models_dir).expanduser() if self.settings.models_dir else BUNDLED
-        )
+        folder = self._folder()
         path = folder / name
         if not path.with_suffix(".npz").is_file():
             raise ConfigError(
@@ -56,16 +56,29 @@ class GuardSet:
     def injection_model(self) -> LinearModel:
         return self._model(INJECTION)
 
+    def _folder(self) -> Path:
+        return Path(self.settings.models_dir).expanduser() if self.settings.models_dir else BUNDLED
+
     @cached_property
-    def joint_model(self) -> LinearModel | None:
-        """The n-gram + embedding model, when the configured embedder is the one it learnt."""
+    def joint_models(self) -> dict[str, LinearModel | StackedModel]:
+        """The models that also read the question's embedding (when the configured embedder is
+        the one they learnt), by language: the stacked network for the languages its card
+        names (where it measured better), the joint linear model for the rest."""
         if self._embedder is None:
-            return None
+            return {}
+        out: dict[str, LinearModel | StackedModel] = {}
         try:
-            model = self._model(INJECTION_JOINT)
+            linear = self._model(INJECTION_JOINT)
         except ConfigError:
-            return None
-        return model if model.embedder == self._embedder.name else None
+            return {}
+        if linear.embedder == self._embedder.name:
+            out["default"] = linear
+        path = self._folder() / INJECTION_STACKED
+        if path.with_suffix(".npz").is_file():
+            stacked = StackedModel.load(path, self.injection_model)
+            if stacked.embedder == self._embedder.name:
+                out |= {lang: stacked for lang in stacked.card.get("languages", [])}
+        return out
 
     @cached_property
     def toxicity_model(self) -> LinearModel:
@@ -83,7 +96,7 @@ class GuardSet:
     def guards(self) -> list[Guard]:
         s = self.settings
         return [
-            InjectionGuard(self.injection_model, self.joint_model, s.injection_threshold),
+            InjectionGuard(self.injection_model, self.joint_models, s.injection_threshold),
             PIIGuard(),
             NamesGuard(lambda: self._analyzer.kiwi),
             TopicGuard(s.input.deny_topics),
@@ -116,7 +129,7 @@ class GuardSet:
         for guard in self.guards:  # lazy loads: Kiwi, the stemmer, the English toxicity model
             for text in ("warm up [1].", "준비 [1]."):
                 guard.check(text, ctx)
-        if self.joint_model is not None:
+        if self.joint_models:
             self.embed_query("warm up")
         self._warm = True
 

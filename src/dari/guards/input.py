@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dari.guards import names, normalise, pii, rules
 from dari.guards.base import CLEAN, Finding, GuardContext
 from dari.guards.linear import LinearModel
+from dari.guards.stacked import StackedModel
 from dari.types import Span, Stage
 
 
@@ -24,15 +25,16 @@ class InjectionGuard:
     def __init__(
         self,
         ngram: LinearModel,
-        joint: LinearModel | None = None,
+        joint: Mapping[str, LinearModel | StackedModel] | None = None,
         threshold: float | None = None,
         rule_set: tuple[rules.Rule, ...] = rules.INJECTION_RULES,
     ) -> None:
-        self._ngram, self._joint = ngram, joint
+        self._ngram = ngram
+        self._joint = dict(joint or {})  # lang (or "default") → model that reads the embedding
         self._threshold = threshold  # a probability; None = the model card's, per language
         self._rules = rule_set
 
-    def _flagged(self, model: LinearModel, decision: float, lang: str) -> bool:
+    def _flagged(self, model: LinearModel | StackedModel, decision: float, lang: str) -> bool:
         if self._threshold is not None:
             return LinearModel.probability(decision) >= self._threshold
         return decision > model.threshold(lang)
@@ -42,9 +44,11 @@ class InjectionGuard:
             return CLEAN
         seen = normalise.views(text)
         fired = [r for view in seen for r in rules.matches(view, self._rules)]
-        embedding = ctx.embedding(text) if self._joint is not None else None
-        model = self._joint if embedding is not None else self._ngram
-        assert model is not None
+        joint = self._joint.get(ctx.lang, self._joint.get("default"))
+        embedding = ctx.embedding(text) if joint is not None else None
+        model: LinearModel | StackedModel = (
+            joint if joint is not None and embedding is not None else self._ngram
+        )
         best = model.decision(seen[0], embedding)
         flagged = self._flagged(model, best, ctx.lang)
         for payload in seen[1:]:  # decoded Base64/%-escapes: the n-gram model alone

@@ -1,0 +1,71 @@
+"""A small neural head over the question's sentence embedding and the n-gram model's score.
+
+The linear n-gram + embedding model cannot combine the two signals non-linearly; this head can
+(measured on the English test split: TPR at 1 % FPR 0.57 → see the model card). Inference is a
+two-layer ReLU network in numpy; the weights are trained by `dari guard train` (scikit-learn's
+MLPClassifier) and stored beside the other guard models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dari.errors import ConfigError
+from dari.guards.linear import LinearModel
+
+EMBED_SCALE = 10.0  # unit-length embeddings have tiny components; scaled for the network
+NGRAM_SCALE = 4.0  # the n-gram decision enters as tanh(decision / 4)
+
+
+@dataclass(frozen=True)
+class StackedModel:
+    ngram: LinearModel
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weights, bias) per layer, last = output
+    thresholds: dict[str, float]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedder(self) -> str:
+        return str(self.card.get("embedder", ""))
+
+    @staticmethod
+    def inputs(embedding: np.ndarray, ngram_decision: float) -> np.ndarray:
+        x = np.asarray(embedding, dtype=np.float32) * EMBED_SCALE
+        return np.append(x, np.float32(math.tanh(ngram_decision / NGRAM_SCALE)))
+
+    def decision(self, text: str, embedding: np.ndarray | None = None) -> float:
+        if embedding is None:
+            raise ValueError(f"this model reads a {self.embedder} embedding of the text")
+        h = self.inputs(embedding, self.ngram.decision(text))
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return float(h.reshape(-1)[0])
+
+    def threshold(self, lang: str) -> float:
+        return self.thresholds.get(lang, self.thresholds.get("default", 0.0))
+
+    def save(self, path: Path) -> None:
+        arrays = {}
+        for i, (w, b) in enumerate(self.layers):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+        np.savez_compressed(path.with_suffix(".npz"), **arrays)  # type: ignore[arg-type]
+        card = self.card | {"thresholds": self.thresholds, "layers": len(self.layers)}
+        path.with_suffix(".json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, ngram: LinearModel) -> StackedModel:
+        npz, card_path = path.with_suffix(".npz"), path.with_suffix(".json")
+        if not npz.is_file() or not card_path.is_file():
+            raise ConfigError(f"the guard model {npz} is missing", "run `dari guard train`")
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        with np.load(npz) as z:
+            layers = tuple((z[f"w{i}"], z[f"b{i}"]) for i in range(int(card["layers"])))
+        return cls(ngram, layers, dict(card.pop("thresholds")), card)
