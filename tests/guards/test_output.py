@@ -63,3 +63,12 @@ def test_schema_guard():
     assert "days" in guard.check('{"days": "fifteen"}', ctx).detail
     assert guard.check("Fifteen days.", ctx).rule == "not-json"
     assert not guard.check("anything", GuardContext()).flagged  # no schema asked
+
+
+def test_a_redacted_placeholder_is_not_an_unsupported_claim(grounded: GroundednessGuard):
+    ctx = GuardContext(
+        lang="ko", sources=("인사팀 담당자 김민수 과장의 휴대폰은 010-2345-6789입니다.",)
+    )
+    assert not grounded.check(
+        "인사팀 담당자 김민수 과장의 휴대폰은 [PHONE]입니다 [1].", ctx
+    ).flagged

@@ -17,6 +17,7 @@ from dari.types import Span, Stage
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_PLACEHOLDER = re.compile("|".join(re.escape(label) for label in pii.LABELS.values()))
 
 
 class PIILeakGuard:
@@ -123,7 +124,7 @@ class GroundednessGuard:
 
     def support(self, sentence: str, sources: Sequence[str]) -> float:
         """Share of the sentence's content terms found in `sources`; 0 when a number is missing."""
-        claim = _CITE.sub(" ", sentence)
+        claim = _PLACEHOLDER.sub(" ", _CITE.sub(" ", sentence))  # "[PHONE]" was redacted here
         source_text = " ".join(sources)
         numbers = {n.replace(",", "") for n in _NUMBER.findall(claim)}
         known = {n.replace(",", "") for n in _NUMBER.findall(source_text)}
