@@ -62,3 +62,20 @@ def test_check_scores_a_file_and_reports_bad_lines(tmp_path: Path):
 def test_audit_verify_on_an_empty_log():
     result = runner.invoke(app, ["guard", "audit", "--verify", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout) == {"lines": 0, "broken_at": None}
+
+
+def test_a_missing_input_file_is_a_clear_error(tmp_path: Path):
+    from dari.errors import InputError
+
+    result = runner.invoke(
+        app,
+        [
+            "guard",
+            "check",
+            "--input",
+            str(tmp_path / "nope.jsonl"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert isinstance(result.exception, InputError) and "does not exist" in str(result.exception)

@@ -55,9 +55,10 @@ def check(
     if input_file is not None:
         if output_file is None:
             raise InputError("--input needs --output", "add --output scored.jsonl")
-        total = sum(
-            1 for line in input_file.open(encoding="utf-8", errors="replace") if line.strip()
-        )
+        if not input_file.is_file():
+            raise InputError(f"the input file {input_file} does not exist", "check the path")
+        with input_file.open(encoding="utf-8", errors="replace") as f:
+            total = sum(1 for line in f if line.strip())
         with render.QueryBar(console, disable=json_out, unit="lines", prefix="") as bar:
             bar.start("guard check", total)
             counts = score_file(
