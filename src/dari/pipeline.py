@@ -125,13 +125,13 @@ class Pipeline:
         """Generate (through the sentence gate when streaming), repair JSON if a schema was
         asked for, attach citations, and run the output guards."""
         schema = run.schema
+        hits = run.retrieval.hits
+        ctx.sources = tuple(h.text for h in hits)
+        ctx.system_prompt = run.template.system
         gate = None
         if on_token is not None and self._guards is not None:
-            ctx.sources = tuple(h.text for h in run.retrieval.hits)
-            ctx.system_prompt = run.template.system
             gate = SentenceGate(
-                lambda s: self._guards.run(Stage.OUTPUT, s, ctx, only=STREAMED_GUARDS),  # type: ignore[union-attr]
-                on_token,
+                lambda s: self._guard(Stage.OUTPUT, s, ctx, only=STREAMED_GUARDS), on_token
             )
         raw = self._generate(run, history, gate.feed if gate else on_token)
         if gate is not None:
@@ -140,17 +140,14 @@ class Pipeline:
             raw = self._repair_json(run, history, raw, ctx)
         elif not raw or _is_dont_know(raw, run.template.dont_know):
             return self._finish(run, run.template.dont_know, Outcome.ABSTAINED)
-        hits = run.retrieval.hits
         cited = process(raw, len(hits), hits, attach=schema is None)
         if cited.attached and on_token:
             on_token(f" [{cited.cited[0]}]")
         run.invalid += cited.invalid
-        ctx.sources = tuple(h.text for h in hits)
-        ctx.system_prompt = run.template.system
         answer = self._guard(Stage.OUTPUT, cited.text, ctx)
-        run.verdicts += answer.verdicts
         if answer.blocked:
             return self._refuse(run, answer, on_token)
+        run.verdicts += answer.verdicts
         citations = tuple(_citation(n, hits[n - 1]) for n in sorted(cited.cited))
         return self._finish(run, answer.text, Outcome.ANSWERED, citations)
 
@@ -201,7 +198,7 @@ class Pipeline:
         return dataclasses.replace(run.retrieval, hits=tuple(kept), abstain=not kept)
 
     def _refuse(self, run: _Run, checked: StageResult, on_token: OnToken | None) -> Answer:
-        run.verdicts += [v for v in checked.verdicts if v not in run.verdicts]
+        run.verdicts += checked.verdicts
         blocked = next(v for v in checked.verdicts if v.action == "block")
         text = refusal(run.template.lang, blocked)
         if on_token:

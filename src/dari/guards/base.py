@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,8 @@ CLEAN = Finding(False)
 
 @dataclass
 class GuardContext:
-    """What a guard may need besides the text it checks. The question's embedding is computed at
-    most once (and shared with dense retrieval through the embedder's memo)."""
+    """What a guard may need besides the text it checks. `embed_query` is the embedder's
+    memoised query embedding, so the question is embedded once for the guards and retrieval."""
 
     question: str = ""
     lang: str = "en"
@@ -39,11 +39,6 @@ class GuardContext:
     system_prompt: str = ""
     schema: Mapping[str, Any] | None = None
     embed_query: Callable[[str], np.ndarray] | None = None
-    _embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def embedding(self, text: str) -> np.ndarray | None:
-        if self.embed_query is None:
-            return None
-        if text not in self._embeddings:
-            self._embeddings[text] = self.embed_query(text)
-        return self._embeddings[text]
+        return self.embed_query(text) if self.embed_query is not None else None

@@ -75,7 +75,7 @@ def _kinds(found: Sequence[pii.PIIMatch]) -> str:
     return ", ".join(f"{k} x{n}" for k, n in sorted(Counter(m.kind for m in found).items()))
 
 
-def _pii_finding(text: str, found: Sequence[pii.PIIMatch], what: str) -> Finding:
+def pii_finding(text: str, found: Sequence[pii.PIIMatch], what: str) -> Finding:
     if not found:
         return CLEAN
     return Finding(
@@ -96,7 +96,7 @@ class PIIGuard:
     stage = Stage.INPUT
 
     def check(self, text: str, ctx: GuardContext) -> Finding:
-        return _pii_finding(text, pii.find_pii(text), "personal data in the question")
+        return pii_finding(text, pii.find_pii(text), "personal data in the question")
 
 
 class NamesGuard:
@@ -109,7 +109,7 @@ class NamesGuard:
         self._kiwi = kiwi
 
     def check(self, text: str, ctx: GuardContext) -> Finding:
-        return _pii_finding(text, names.find_names(text, self._kiwi()), "names in the question")
+        return pii_finding(text, names.find_names(text, self._kiwi()), "names in the question")
 
 
 class TopicGuard:

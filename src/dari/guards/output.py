@@ -10,7 +10,7 @@ from typing import Any
 
 from dari.guards import normalise, pii
 from dari.guards.base import CLEAN, Finding, GuardContext
-from dari.guards.input import _pii_finding
+from dari.guards.input import pii_finding
 from dari.guards.linear import LinearModel
 from dari.text import detect_lang
 from dari.types import Span, Stage
@@ -30,7 +30,7 @@ class PIILeakGuard:
     def check(self, text: str, ctx: GuardContext) -> Finding:
         asked = {pii.fingerprint(m, ctx.question) for m in pii.find_pii(ctx.question)}
         new = [m for m in pii.find_pii(text) if pii.fingerprint(m, text) not in asked]
-        return _pii_finding(text, new, "personal data the question did not contain")
+        return pii_finding(text, new, "personal data the question did not contain")
 
 
 class ToxicityGuard:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,16 @@ from dari.guards.linear import LinearModel
 
 EMBED_SCALE = 10.0  # unit-length embeddings have tiny components; scaled for the network
 NGRAM_SCALE = 4.0  # the n-gram decision enters as tanh(decision / 4)
+
+
+def forward(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """The network's output logits for inputs `x` (ReLU between layers, none after the last)."""
+    h = x
+    for i, (w, b) in enumerate(layers):
+        h = h @ w + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0.0)
+    return h.reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -42,12 +53,7 @@ class StackedModel:
     def decision(self, text: str, embedding: np.ndarray | None = None) -> float:
         if embedding is None:
             raise ValueError(f"this model reads a {self.embedder} embedding of the text")
-        h = self.inputs(embedding, self.ngram.decision(text))
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ w + b
-            if i < len(self.layers) - 1:
-                h = np.maximum(h, 0.0)
-        return float(h.reshape(-1)[0])
+        return float(forward(self.layers, self.inputs(embedding, self.ngram.decision(text)))[0])
 
     def threshold(self, lang: str) -> float:
         return self.thresholds.get(lang, self.thresholds.get("default", 0.0))

@@ -21,7 +21,7 @@ from dari.guards import features
 from dari.guards.corpus import Example
 from dari.guards.linear import LinearModel
 from dari.guards.normalise import views
-from dari.guards.stacked import StackedModel
+from dari.guards.stacked import StackedModel, forward
 
 FOLDS = 5
 
@@ -183,12 +183,7 @@ def train_stacked(
         return net.fit(x[rows], y[rows])
 
     def logit(net: Any, rows: np.ndarray) -> np.ndarray:
-        h = x[rows]
-        for i, (w, b) in enumerate(zip(net.coefs_, net.intercepts_, strict=True)):
-            h = h @ w + b
-            if i < len(net.coefs_) - 1:
-                h = np.maximum(h, 0.0)
-        return h.reshape(-1)
+        return forward(list(zip(net.coefs_, net.intercepts_, strict=True)), x[rows])
 
     oof = np.zeros(len(train))
     strata = np.array([f"{e.lang}{e.label}" for e in train])
