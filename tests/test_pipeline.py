@@ -138,3 +138,23 @@ def test_bm25_index_with_an_older_schema_is_rebuilt_from_the_store(
     hits = again.pipeline("c")._retriever.retrieve("refund within 30 days").hits
     assert hits[0].source.endswith("refunds.md")
     again.close()
+
+
+def test_trace_keeps_the_answer_and_the_prompt_apart(dari: Dari, corpus: Path, fake_generator):
+    dari.ingest([corpus], "c")
+    fake_generator.enqueue("The office opens at 8 am [1].")
+    answer = dari.ask("When does the office open?", "c")
+    stored = dari.store.trace(answer.trace.id)
+    assert stored is not None and stored["answer"] == answer.text
+    prompt = dari.store.trace_prompt(answer.trace.id)
+    assert prompt is not None
+    system, data = prompt
+    assert "sources" in system and data.endswith("Question: When does the office open?")
+    assert "[1]" in data and "prompt_data" not in stored
+
+
+def test_abstention_has_no_prompt(dari: Dari, corpus: Path):
+    dari.ingest([corpus], "c")
+    answer = dari.ask("What was the population of Seoul in 1990?", "c")
+    assert answer.outcome == Outcome.ABSTAINED
+    assert dari.store.trace_prompt(answer.trace.id) is None

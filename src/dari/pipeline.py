@@ -45,6 +45,7 @@ class _Run:
     verdicts: list[Verdict] = dataclasses.field(default_factory=list)
     schema: Mapping[str, object] | None = None
     logged_query: str = ""  # what the trace keeps: the question with personal data redacted
+    prompt_data: str = ""  # the last user message the model saw (sources + question)
 
 
 class Pipeline:
@@ -228,6 +229,7 @@ class Pipeline:
             ]
             messages = messages[:-1] + turns + messages[-1:]
         messages += list(extra)
+        run.prompt_data = messages[-1 - len(extra)]["content"]
         t = time.perf_counter()
         generator = self._generator()
         run.timings["load_model"] = (time.perf_counter() - t) * 1000
@@ -278,7 +280,11 @@ class Pipeline:
         body["coverage"], body["dense_top"] = run.retrieval.coverage, run.retrieval.dense_top
         for hit in body["hits"]:
             hit.pop("text", None)  # the trace keeps ids and scores, not document text
-        self._store.save_trace(trace.id, self.collection, body)
+        body["answer"] = text  # as shown to the user, after the output guards
+        # The prompt as the model saw it (its question already redacted) is kept apart from the
+        # trace, which holds no document text: feedback exports (SFT/DPO) read it.
+        prompt = (run.template.system, run.prompt_data) if run.prompt_data else None
+        self._store.save_trace(trace.id, self.collection, body, prompt)
         if self._audit is not None:
             self._audit.append(trace.id, self.collection, trace.verdicts)
         return Answer(text=text, citations=citations, outcome=outcome, trace=trace)

@@ -54,6 +54,9 @@ CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS embeddings(key TEXT PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS traces(
   id TEXT PRIMARY KEY, collection TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trace_prompts(
+  trace_id TEXT PRIMARY KEY REFERENCES traces(id) ON DELETE CASCADE,
+  system TEXT NOT NULL, data TEXT NOT NULL);
 """
 
 
@@ -413,12 +416,34 @@ class Store:
                 out[row[0]] = SourceRow(*row)
         return out
 
-    def save_trace(self, trace_id: str, collection: str, body: dict[str, object]) -> None:
+    def save_trace(
+        self,
+        trace_id: str,
+        collection: str,
+        body: dict[str, object],
+        prompt: tuple[str, str] | None = None,
+    ) -> None:
+        """A trace, and the prompt the model saw (system message, last user message) apart."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO traces VALUES (?, ?, ?, ?)",
                 (trace_id, collection, time.time(), json.dumps(body, ensure_ascii=False)),
             )
+            if prompt is not None:
+                db.execute("INSERT INTO trace_prompts VALUES (?, ?, ?)", (trace_id, *prompt))
+
+    def trace_prompt(self, trace_id: str) -> tuple[str, str] | None:
+        """(system message, last user message) of a trace's generation, if it had one."""
+        row = self._db.execute(
+            "SELECT system, data FROM trace_prompts WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def rows(
+        self, sql: str, args: Sequence[object] | dict[str, object] = ()
+    ) -> list[tuple[object, ...]]:
+        """A read-only query for modules that keep their own tables in this store."""
+        return [tuple(r) for r in self._db.execute(sql, args)]
 
     def trace(self, trace_id: str) -> dict[str, object] | None:
         row = self._db.execute("SELECT body FROM traces WHERE id = ?", (trace_id,)).fetchone()
