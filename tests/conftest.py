@@ -48,7 +48,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+    """Defaults, but no answer cache: most tests ask the same question more than once and want
+    the model each time (tests/cache turn it on)."""
+    return Settings(home=tmp_path / "home", cache={"enabled": False})  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from collections.abc import Mapping, Sequence
@@ -9,10 +11,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dari.cache.answers import AnswerCache
+from dari.cache.hook import PipelineCache
+from dari.cache.meaning import MeaningParser
+from dari.cache.store import CacheStore
 from dari.config import RetrievalSettings, Settings
 from dari.errors import ConfigError, InputError
+from dari.feedback.store import Feedback, FeedbackStore
 from dari.generate import models
-from dari.generate.prompt import template_for
 from dari.guards.audit import AuditLog
 from dari.guards.chain import StageResult
 from dari.guards.factory import GuardSet
@@ -24,6 +30,7 @@ from dari.index.vectors import NumpyVectorIndex
 from dari.ingest.ingestor import Ingestor, Progress
 from dari.ingest.splitter import ParentChildSplitter
 from dari.pipeline import OnToken, Pipeline
+from dari.prompts.registry import PromptRegistry
 from dari.protocols import Embedder, Generator, Reranker
 from dari.retrieve.cross_encoder import CrossEncoderReranker
 from dari.retrieve.hybrid import HybridRetriever
@@ -62,6 +69,25 @@ class Dari:
     @cached_property
     def store(self) -> Store:
         return Store(self.home / "dari.db")
+
+    @cached_property
+    def prompts(self) -> PromptRegistry:
+        return PromptRegistry(self.store, self.settings.llm.prompt)
+
+    @cached_property
+    def cache(self) -> AnswerCache:
+        parser = MeaningParser(self.analyzer)
+        store = CacheStore(self.cache_path)
+        return AnswerCache(store, self.settings.cache, parser, self.store.existing_chunks)
+
+    @property
+    def cache_path(self) -> Path:
+        path = self.settings.cache.path
+        return Path(path).expanduser() if path else self.home / "cache" / "answers.db"
+
+    @cached_property
+    def feedback_store(self) -> FeedbackStore:
+        return FeedbackStore(self.store)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -157,6 +183,8 @@ class Dari:
         finally:
             self.bm25(collection).close()
         self.vectors(collection)  # rebuild now so the first question is fast
+        if self.settings.cache.enabled and self.cache_path.exists():
+            self.cache.invalidate(collection)  # answers citing changed or removed chunks die
         return report
 
     def retriever(
@@ -201,6 +229,7 @@ class Dari:
     def pipeline(self, collection: str) -> Pipeline:
         retriever = self.retriever(collection)
         model_name = self.settings.llm.model
+        self.prompts.check()  # fails early on an unknown prompt
         return Pipeline(
             collection,
             retriever,
@@ -208,11 +237,62 @@ class Dari:
             self.store,
             self.params,
             model_name,
-            template_for("en", self.settings.llm.prompt).version,  # fails early when unknown
+            self.prompts,
             self.guards.chain(collection) if self.settings.guards.enabled else None,
             self.audit if self.settings.guards.audit else None,
             self.guards.embed_query,
+            self._pipeline_cache(collection) if self.settings.cache.enabled else None,
         )
+
+    def index_version(self, collection: str) -> str:
+        """What the answer cache keys a collection's answers by besides the question: the
+        configuration that shapes retrieval (and, with invalidate = "any-change", every write)."""
+        s = self.settings
+        shape: list[object] = [s.embedder.name, s.chunking.model_dump(), s.retrieval.model_dump()]
+        if s.cache.invalidate == "any-change":
+            shape.append(self.store.generation(collection))
+        raw = json.dumps(shape, sort_keys=True, default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    def _pipeline_cache(self, collection: str) -> PipelineCache:
+        return PipelineCache(
+            self.cache,
+            collection,
+            self.index_version(collection),
+            self.settings.llm.model,
+            self.params,
+            self.guards.embed_query,
+            self.settings.guards.enabled,
+        )
+
+    def feedback(
+        self,
+        trace_id: str,
+        thumb: str | None = None,
+        rating: int | None = None,
+        comment: str | None = None,
+        correction: str | None = None,
+        approve: bool = False,
+    ) -> Feedback:
+        """Record feedback on an answer; the answer cache promotes what was liked or approved
+        and evicts what was disliked or corrected."""
+        fb = self.feedback_store.add(trace_id, thumb, rating, comment, correction, approve)
+        if self.settings.cache.enabled:
+            self._cache_follows(fb)
+        return fb
+
+    def _cache_follows(self, fb: Feedback) -> None:
+        body = self.store.trace(fb.trace_id) or {}
+        use = body.get("cache") or {}
+        ids = [e.id for e in self.cache.store.by_trace(fb.trace_id)]
+        if isinstance(use, dict) and use.get("lookup") in ("exact", "semantic"):
+            ids.append(str(use["entry"]))  # the trace was served from this entry
+        if fb.negative:
+            self.cache.store.delete(ids)
+        elif fb.positive:
+            approved = [i for i in ids if self.cache.store.approve(i)]
+            if not approved and fb.approved:  # an operator approves an answer not yet cached
+                self.cache.adopt(body, self.store.source_rows, self.guards.embed_query)
 
     def ask(
         self,
@@ -224,9 +304,13 @@ class Dari:
         history: Sequence[tuple[str, str]] = (),
         filters: Mapping[str, str] | None = None,
         schema: Mapping[str, object] | None = None,
+        prompt_key: str = "",
+        tenant: str = "",
     ) -> Answer:
+        """`prompt_key`: who asks (a user or session id), to keep them in one A/B prompt arm;
+        `tenant` (with `acl`) scopes the answer cache."""
         return self.pipeline(collection).ask(
-            question, top_k, acl, on_token, history, filters, schema
+            question, top_k, acl, on_token, history, filters, schema, prompt_key, tenant
         )
 
     def check(
@@ -241,13 +325,15 @@ class Dari:
         ctx = GuardContext(
             question=question if stage == Stage.OUTPUT else text,
             lang=lang,
-            system_prompt=template_for(lang, self.settings.llm.prompt).system,
+            system_prompt=self.prompts.template(lang, question or text).system,
             embed_query=self.guards.embed_query,
         )
         return self.guards.chain(collection).run(stage, text, ctx)
 
     def delete_collection(self, collection: str) -> None:
         self.store.delete_collection(collection)
+        if self.settings.cache.enabled:
+            self.cache.store.delete_where(collection=collection)
         self._bm25.pop(collection, None)
         self._vectors.pop(collection, None)
         shutil.rmtree(self.collection_folder(collection), ignore_errors=True)
@@ -297,5 +383,7 @@ class Dari:
     def close(self) -> None:
         for index in self._bm25.values():
             index.close()
+        if "cache" in self.__dict__:
+            self.cache.store.close()
         if "store" in self.__dict__:
             self.store.close()

@@ -8,6 +8,7 @@ DariError                 message + hint; the CLI and server render it in one pl
 ├── BackendError          an embedder or LLM backend failed or is unreachable
 │   └── ModelNotFound
 └── InputError            a request that cannot be served as given (empty question…)
+    └── UnknownTrace      feedback for a trace id that was never recorded
 """
 
 from __future__ import annotations
@@ -78,3 +79,16 @@ class ModelNotFound(BackendError):
 
 class InputError(DariError):
     exit_code = 64  # EX_USAGE
+
+
+class UnknownTrace(InputError):
+    """Feedback names a trace id the store does not hold (the CLI's and server's 404)."""
+
+    exit_code = 66  # EX_NOINPUT
+
+    def __init__(self, trace_id: str) -> None:
+        super().__init__(
+            f"unknown trace id '{trace_id}'",
+            "trace ids are printed by dari ask --json (its trace_id field)",
+        )
+        self.trace_id = trace_id

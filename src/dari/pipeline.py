@@ -10,9 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from dari.cache.answers import citations_of
+from dari.cache.hook import CacheRequest, PipelineCache
+from dari.cache.store import Entry
 from dari.errors import InputError
 from dari.generate.citations import process
-from dari.generate.prompt import DEFAULT_VERSION, PromptTemplate, template_for
+from dari.generate.prompt import PromptTemplate
 from dari.generate.streaming import CitationFilter
 from dari.guards.audit import AuditLog
 from dari.guards.base import GuardContext
@@ -20,10 +23,21 @@ from dari.guards.chain import GuardChain, StageResult, refusal
 from dari.guards.pii import find_pii, redact
 from dari.guards.stream import STREAMED_GUARDS, SentenceGate
 from dari.index.store import Store
+from dari.prompts.registry import PromptRegistry
 from dari.protocols import Generator
 from dari.retrieve.hybrid import HybridRetriever, Retrieval
 from dari.text import detect_lang
-from dari.types import Answer, Citation, GenerationParams, Hit, Outcome, Stage, Trace, Verdict
+from dari.types import (
+    Answer,
+    CacheUse,
+    Citation,
+    GenerationParams,
+    Hit,
+    Outcome,
+    Stage,
+    Trace,
+    Verdict,
+)
 
 OnToken = Callable[[str], None]
 MAX_QUESTION_CHARS = 4000
@@ -46,6 +60,8 @@ class _Run:
     schema: Mapping[str, object] | None = None
     logged_query: str = ""  # what the trace keeps: the question with personal data redacted
     prompt_data: str = ""  # the last user message the model saw (sources + question)
+    cache: tuple[CacheRequest, CacheUse] | None = None  # the cache missed: store the answer?
+    follow_up: bool = False
 
 
 class Pipeline:
@@ -57,16 +73,18 @@ class Pipeline:
         store: Store,
         params: GenerationParams,
         model_name: str,
-        prompt_version: str = DEFAULT_VERSION,
+        prompts: PromptRegistry | None = None,  # None: built-in and stored versions, defaults
         guards: GuardChain | None = None,
         audit: AuditLog | None = None,
         embed_query: Callable[[str], np.ndarray] | None = None,
+        cache: PipelineCache | None = None,
     ) -> None:
+        self._cache = cache
         self.collection = collection
         self._guards = guards
         self._audit = audit
         self._embed_query = embed_query
-        self._prompt_version = prompt_version
+        self._prompts = prompts or PromptRegistry(store)
         self._retriever = retriever
         self._generator = generator
         self._store = store
@@ -82,20 +100,39 @@ class Pipeline:
         history: Sequence[tuple[str, str]] = (),
         filters: Mapping[str, str] | None = None,
         schema: Mapping[str, object] | None = None,
+        prompt_key: str = "",
+        tenant: str = "",
     ) -> Answer:
         """Answer `question`; with `schema` (a JSON schema) the answer is JSON that validates
-        against it: checked, repaired by asking the model again once, else refused by policy."""
+        against it: checked, repaired by asking the model again once, else refused by policy.
+        `prompt_key` (a user or session id; else the question) picks the A/B arm of the prompt;
+        `tenant` and `acl` scope the answer cache."""
         question = _checked(question)
         started = time.perf_counter()
         lang = detect_lang(question)
+        template = self._prompts.template(lang, prompt_key or question)
         ctx = GuardContext(question, lang, schema=schema, embed_query=self._embed_query)
         if schema is not None:
             on_token = None  # JSON is returned whole, not streamed
         checked = self._guard(Stage.INPUT, question, ctx)
         if checked.blocked:
-            run = _Run(question, _NOTHING, template_for(lang, self._prompt_version), started, {})
+            run = _Run(question, _NOTHING, template, started, {})
             return self._refuse(run, checked, on_token)
         question = ctx.question = checked.text  # personal data redacted before it goes further
+        cache = None
+        if self._cache is not None:
+            flagged = next((v.guard for v in checked.verdicts if v.flagged), "")
+            bypass = "a follow-up in a conversation" if history else ""
+            bypass = bypass or (f"the {flagged} guard flagged the question" if flagged else "")
+            req = self._cache.request(
+                question, lang, template.version, acl, tenant, filters, schema, bypass
+            )
+            found, use = self._cache.lookup(req)
+            if found.entry is not None:
+                return self._from_cache(
+                    question, template, started, checked, found.entry, use, on_token
+                )
+            cache = (req, use)
         t = time.perf_counter()
         retrieval = self._retriever.retrieve(question, top_k, acl, filters)
         if retrieval.abstain and history:  # a follow-up may need the previous question
@@ -103,9 +140,8 @@ class Pipeline:
             retrieval = self._retriever.retrieve(follow_up, top_k, acl, filters)
         timings = {f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()}
         timings["retrieve"] = (time.perf_counter() - t) * 1000
-        template = template_for(lang, self._prompt_version)
         run = _Run(question, retrieval, template, started, timings, verdicts=list(checked.verdicts))
-        run.schema = schema
+        run.schema, run.cache, run.follow_up = schema, cache, bool(history)
         run.logged_query = redact(question, find_pii(question))
         if not retrieval.abstain:
             run.retrieval = self._guard_sources(run, ctx)
@@ -276,18 +312,65 @@ class Pipeline:
             invalid_citations=run.invalid,
             verdicts=tuple(run.verdicts),
         )
+        answer = Answer(text=text, citations=citations, outcome=outcome, trace=trace)
+        if run.cache is not None and self._cache is not None:
+            req, use = run.cache
+            use = self._cache.store(req, answer, use, run.follow_up)
+            trace = dataclasses.replace(trace, cache=use)
+            answer = dataclasses.replace(answer, trace=trace)
+        self._save(trace, run, text, citations)
+        return answer
+
+    def _save(
+        self, trace: Trace, run: _Run, text: str, citations: tuple[Citation, ...] = ()
+    ) -> None:
         body = dataclasses.asdict(trace)
         body["coverage"], body["dense_top"] = run.retrieval.coverage, run.retrieval.dense_top
         for hit in body["hits"]:
             hit.pop("text", None)  # the trace keeps ids and scores, not document text
         body["answer"] = text  # as shown to the user, after the output guards
+        body["citations"] = [  # what approving the answer into the cache needs (no snippet)
+            {k: v for k, v in dataclasses.asdict(c).items() if k != "snippet"} for c in citations
+        ]
         # The prompt as the model saw it (its question already redacted) is kept apart from the
         # trace, which holds no document text: feedback exports (SFT/DPO) read it.
         prompt = (run.template.system, run.prompt_data) if run.prompt_data else None
         self._store.save_trace(trace.id, self.collection, body, prompt)
         if self._audit is not None:
             self._audit.append(trace.id, self.collection, trace.verdicts)
-        return Answer(text=text, citations=citations, outcome=outcome, trace=trace)
+
+    def _from_cache(
+        self,
+        question: str,
+        template: PromptTemplate,
+        started: float,
+        checked: StageResult,
+        entry: Entry,
+        use: CacheUse,
+        on_token: OnToken | None,
+    ) -> Answer:
+        """A cached answer, served with its citations and a trace of its own."""
+        if on_token:
+            on_token(entry.answer)
+        run = _Run(question, _NOTHING, template, started, {}, verdicts=list(checked.verdicts))
+        run.logged_query = redact(question, find_pii(question))
+        run.timings["total"] = (time.perf_counter() - started) * 1000
+        trace = Trace(
+            id=uuid.uuid4().hex,
+            query=run.logged_query,
+            collection=self.collection,
+            outcome=Outcome.ANSWERED,
+            hits=(),
+            timings_ms=run.timings,
+            model=self._model_name,
+            prompt_version=template.version,
+            params=self._params,
+            verdicts=tuple(run.verdicts),
+            cache=use,
+        )
+        citations = citations_of(entry)
+        self._save(trace, run, entry.answer, citations)
+        return Answer(text=entry.answer, citations=citations, outcome=Outcome.ANSWERED, trace=trace)
 
 
 _SCHEMA_ASK = {

@@ -170,6 +170,20 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class CacheUse:
+    """What the answer cache did for one question."""
+
+    lookup: str  # exact | semantic (served) | miss | bypass (not looked up: see `reason`)
+    entry: str = ""  # the entry served, or the one this answer was stored as
+    similarity: float = 0.0  # of the nearest neighbour looked at
+    refused_by: str = ""  # the check that kept the nearest neighbour from being served
+    created_by: str = ""  # served: the trace whose answer it is
+    stored: bool = False  # this answer was written to the cache
+    reason: str = ""  # why it was not looked up or not stored
+    scope: str = ""  # the key of everything besides the question (dari.cache.key.Scope)
+
+
+@dataclass(frozen=True)
 class Trace:
     """What happened while answering: enough to debug, evaluate, cache and audit."""
 
@@ -186,6 +200,7 @@ class Trace:
     completion_tokens: int = 0
     invalid_citations: int = 0  # [n] that named no given source, stripped from the answer
     verdicts: tuple[Verdict, ...] = ()  # every guard that looked, flagged or not
+    cache: CacheUse | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,10 @@ from rich.console import Console
 
 from dari.app import Dari
 from dari.cli import render
+from dari.cli.cache import cache_app
+from dari.cli.feedback import feedback_app
 from dari.cli.guard import guard_app
+from dari.cli.prompt import prompt_app
 from dari.config import load_settings
 from dari.errors import DariError
 from dari.generate import models
@@ -39,6 +43,9 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(eval_app, name="eval")
 app.add_typer(rerank_app, name="rerank")
 app.add_typer(guard_app, name="guard")
+app.add_typer(cache_app, name="cache")
+app.add_typer(prompt_app, name="prompt")
+app.add_typer(feedback_app, name="feedback")
 
 Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -126,6 +133,7 @@ def chat(collection: Collection = "default") -> None:
     console = _console()
     dari = _dari()
     dari.pipeline(collection)  # fail fast on an unknown collection
+    session = uuid.uuid4().hex  # one A/B prompt arm for the whole chat
     history: list[tuple[str, str]] = []
     last: Answer | None = None
     console.print(f"[bold]dari chat[/] · {collection} · /sources /reset /exit")
@@ -151,6 +159,7 @@ def chat(collection: Collection = "default") -> None:
                 collection,
                 history=history,
                 on_token=lambda p: console.print(p, end="", markup=False),
+                prompt_key=session,
             )
         except DariError as exc:
             _print_error(console, exc)

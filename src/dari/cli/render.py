@@ -171,6 +171,12 @@ def ingest_report(console: Console, report: IngestReport, verbose: bool = False)
 def sources(console: Console, answer: Answer) -> None:
     for warning in answer.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+    use = answer.trace.cache
+    if use is not None and use.lookup in ("exact", "semantic"):
+        console.print(
+            f"[dim]from the answer cache ({use.lookup} match, similarity {use.similarity:.3f}; "
+            f"first answered in trace {use.created_by[:12]})[/]"
+        )
     if not answer.citations:
         return
     console.print()
@@ -197,6 +203,7 @@ def answer_json(answer: Answer) -> str:
             "timings_ms": dict(answer.trace.timings_ms),
             "invalid_citations": answer.trace.invalid_citations,
             "warnings": list(answer.warnings),
+            "cache": dataclasses.asdict(answer.trace.cache) if answer.trace.cache else None,
             "guards": [
                 {"stage": v.stage, "guard": v.guard, "action": v.action, "rule": v.rule}
                 for v in answer.trace.verdicts

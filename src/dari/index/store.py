@@ -400,6 +400,22 @@ class Store:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1)
         return ids, tags, matrix.astype(np.float32)
 
+    def existing_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Which of these chunks are still there (in a `ready` document)."""
+        found: set[str] = set()
+        for i in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            found.update(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                    f"WHERE c.id IN ({marks}) AND d.status = 'ready'",
+                    part,
+                )
+            )
+        return found
+
     def source_rows(self, chunk_ids: Sequence[str]) -> dict[str, SourceRow]:
         """Chunk → parent section → document, for `ready` documents only."""
         out: dict[str, SourceRow] = {}
