@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -153,17 +153,28 @@ class CacheSettings(_Section):
 
     enabled: bool = True
     semantic: bool = True  # also serve paraphrases, not only the same question
-    # Cosine similarity of the two questions' e5 embeddings from which a neighbour is considered;
-    # it must then pass every meaning check (negation, numbers, names, comparatives, roles).
-    similarity: float = Field(0.98, ge=0, le=1)
+    # Cosine similarity of the two questions' e5 embeddings from which a neighbour is considered,
+    # per language of the new question ("en" also for other languages); it must then pass every
+    # meaning check (negation, numbers, names, comparatives, roles).
+    similarity: dict[str, float] = Field(default_factory=lambda: {"en": 0.98, "ko": 0.9775})
     # Content words one question may have that the other lacks, for a paraphrase to be served.
-    max_unmatched: int = Field(2, ge=0, le=20)
+    max_unmatched: int = Field(3, ge=0, le=20)
     ttl_hours: float = Field(168.0, gt=0)  # a week; approved answers do not expire
     max_entries: int = Field(10_000, ge=1)  # beyond it the least recently used go first
     # cited: an entry dies when a chunk it cites is changed or removed by re-ingest;
     # any-change: every ingest into the collection empties its part of the cache.
     invalidate: Literal["cited", "any-change"] = "cited"
     path: str = ""  # "" = <home>/cache/answers.db
+
+    @field_validator("similarity")
+    @classmethod
+    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        if "en" not in value or not all(0 <= v <= 1 for v in value.values()):
+            raise ValueError('needs an "en" threshold, and every threshold between 0 and 1')
+        return value
+
+    def threshold(self, lang: str) -> float:
+        return self.similarity.get(lang, self.similarity["en"])
 
 
 class Settings(BaseSettings):

@@ -125,7 +125,7 @@ class Pipeline:
             bypass = "a follow-up in a conversation" if history else ""
             bypass = bypass or (f"the {flagged} guard flagged the question" if flagged else "")
             req = self._cache.request(
-                question, lang, template.version, acl, tenant, filters, schema, bypass
+                question, lang, template.version, acl, tenant, filters, schema, top_k, bypass
             )
             found, use = self._cache.lookup(req)
             if found.entry is not None:

@@ -67,6 +67,7 @@ def test_scope_key_separates_everything_that_shaped_an_answer() -> None:
         make_scope("docs", "v1", "grounded@2", "default", p, "en", ["hr"], tenant="acme"),
         make_scope("docs", "v1", "grounded@2", "default", p, "en", ["hr"], filters={"y": "1"}),
         make_scope("docs", "v1", "grounded@2", "default", p, "en", ["hr"], schema={"a": 1}),
+        make_scope("docs", "v1", "grounded@2", "default", p, "en", ["hr"], top_k=5),
     ]
     assert len({base.key, *(o.key for o in others)}) == len(others) + 1
 
@@ -168,3 +169,19 @@ def test_semantic_index_sees_writes_of_other_connections(
     _put(writer, _entry(1), parser)
     found = reader.nearest("s", vec, 0.5)
     assert [f[0] for f in found] == ["e1"] and found[0][1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_own_writes_patch_the_loaded_scope_instead_of_reloading(
+    tmp_path: Path, parser: MeaningParser
+) -> None:
+    store = CacheStore(tmp_path / "a.db")
+    vec = np.ones(4, dtype=np.float32) / 2
+    _put(store, _entry(1), parser)
+    store.nearest("s", vec, 0.5)  # loads the scope
+    loaded = store._scopes["s"]
+    _put(store, _entry(2), parser, limit=2)
+    _put(store, _entry(3), parser, limit=2)  # evicts e1, the least recently used
+    assert store._scopes["s"] is loaded and loaded.ids == ["e2", "e3"]
+    assert [f[0] for f in store.nearest("s", vec, 0.5)] == ["e2", "e3"]
+    store.delete(["e2"])
+    assert [f[0] for f in store.nearest("s", vec, 0.5)] == ["e3"]

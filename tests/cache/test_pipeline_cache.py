@@ -22,7 +22,7 @@ GOOD = "The office opens at 8 am [1]."
 def dari(tmp_path: Path, fake_generator: FakeGenerator, analyzer: Analyzer) -> Iterator[Dari]:
     settings = Settings(
         home=tmp_path / "home",
-        cache={"similarity": 0.5, "max_unmatched": 1},  # type: ignore[arg-type]
+        cache={"similarity": {"en": 0.5}, "max_unmatched": 1},  # type: ignore[arg-type]
     )  # the fake embedder's similarities are lower than e5's
     d = Dari(settings)
     d.analyzer = analyzer

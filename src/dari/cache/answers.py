@@ -38,7 +38,7 @@ class Lookup:
 
 def judge(similarity: float, cached: Meaning, new: Meaning, settings: CacheSettings) -> str:
     """Why a cached answer to one question may not be served for another, or "" if it may."""
-    if similarity < settings.similarity:
+    if similarity < settings.threshold(new.lang):
         return "similarity"
     return differs(cached, new, settings.max_unmatched)
 
@@ -87,7 +87,9 @@ class AnswerCache:
             return Lookup(None)
         new = self._parser.parse(question)
         first = Lookup(None)
-        floor = min(self.settings.similarity, 0.8)  # look a little below, to report refusals
+        floor = min(
+            self.settings.threshold(new.lang), 0.8
+        )  # look a little below, to report refusals
         for entry_id, sim, cached in self.store.nearest(scope.key, vec, floor):
             why = judge(sim, cached, new, self.settings)
             if not why:

@@ -54,6 +54,7 @@ class PipelineCache:
         tenant: str,
         filters: Mapping[str, str] | None,
         schema: Mapping[str, object] | None,
+        top_k: int | None = None,
         bypass: str = "",
     ) -> CacheRequest:
         scope = make_scope(
@@ -67,6 +68,7 @@ class PipelineCache:
             tenant,
             filters,
             schema,
+            top_k,
         )
         return CacheRequest(scope, question, bypass)
 

@@ -37,6 +37,7 @@ class Scope:
     tenant: str = ""
     filters: tuple[tuple[str, str], ...] = ()
     schema: str = ""  # hash of a requested JSON schema
+    top_k: int | None = None  # sources given to the model, when the request sets it
 
     @property
     def key(self) -> str:
@@ -57,6 +58,7 @@ def make_scope(
     tenant: str = "",
     filters: Mapping[str, str] | None = None,
     schema: Mapping[str, object] | None = None,
+    top_k: int | None = None,
 ) -> Scope:
     schema_hash = (
         hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
@@ -74,4 +76,5 @@ def make_scope(
         tenant,
         tuple(sorted((filters or {}).items())),
         schema_hash,
+        top_k,
     )

@@ -15,400 +15,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from dari.cache import lexicon as lex
 from dari.index.analyzer import Analyzer
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,:/]\d+)*%?")
 _NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
 
-# English: words that flip a statement, words of direction/degree, and function words.
-_EN_NEGATION = frozenset(
-    {
-        "not",
-        "no",
-        "never",
-        "none",
-        "nothing",
-        "nobody",
-        "neither",
-        "nor",
-        "without",
-        "cannot",
-        "can't",
-        "cant",
-        "won't",
-        "don't",
-        "doesn't",
-        "didn't",
-        "isn't",
-        "aren't",
-        "wasn't",
-        "weren't",
-        "shouldn't",
-        "wouldn't",
-        "couldn't",
-        "mustn't",
-        "hasn't",
-        "haven't",
-        "hadn't",
-        "unable",
-        "fail",
-        "fails",
-        "failed",
-        "except",
-        "excluding",
-    }
-)
-_EN_DIRECTION = {
-    # word -> (axis, sign): "more"/"less" share an axis and point opposite ways.
-    "more": ("amount", 1),
-    "less": ("amount", -1),
-    "fewer": ("amount", -1),
-    "most": ("amount", 2),
-    "least": ("amount", -2),
-    "higher": ("height", 1),
-    "lower": ("height", -1),
-    "highest": ("height", 2),
-    "lowest": ("height", -2),
-    "bigger": ("size", 1),
-    "larger": ("size", 1),
-    "smaller": ("size", -1),
-    "biggest": ("size", 2),
-    "largest": ("size", 2),
-    "smallest": ("size", -2),
-    "before": ("time", -1),
-    "after": ("time", 1),
-    "earlier": ("time", -1),
-    "later": ("time", 1),
-    "first": ("order", -1),
-    "last": ("order", 1),
-    "older": ("age", 1),
-    "younger": ("age", -1),
-    "oldest": ("age", 2),
-    "youngest": ("age", -2),
-    "newer": ("age", -1),
-    "newest": ("age", -2),
-    "better": ("quality", 1),
-    "worse": ("quality", -1),
-    "best": ("quality", 2),
-    "worst": ("quality", -2),
-    "faster": ("speed", 1),
-    "slower": ("speed", -1),
-    "fastest": ("speed", 2),
-    "slowest": ("speed", -2),
-    "longer": ("length", 1),
-    "shorter": ("length", -1),
-    "longest": ("length", 2),
-    "shortest": ("length", -2),
-    "increase": ("change", 1),
-    "decrease": ("change", -1),
-    "rise": ("change", 1),
-    "fall": ("change", -1),
-    "above": ("height", 1),
-    "below": ("height", -1),
-    "over": ("height", 1),
-    "under": ("height", -1),
-    "maximum": ("amount", 2),
-    "minimum": ("amount", -2),
-    "max": ("amount", 2),
-    "min": ("amount", -2),
-    "cheaper": ("price", -1),
-    "cheapest": ("price", -2),
-    "expensive": ("price", 1),
-}
-_EN_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-} | {
-    "thirty": "30",
-    "forty": "40",
-    "fifty": "50",
-    "hundred": "100",
-    "thousand": "1000",
-    "million": "1000000",
-    "billion": "1000000000",
-    "once": "1",
-    "twice": "2",
-    "half": "0.5",
-    "first": "1st",
-    "second": "2nd",
-    "third": "3rd",
-    "fourth": "4th",
-    "fifth": "5th",
-}
-_EN_FUNCTION = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "than",
-        "that",
-        "this",
-        "these",
-        "those",
-        "there",
-        "here",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "from",
-        "by",
-        "with",
-        "about",
-        "as",
-        "into",
-        "onto",
-        "upon",
-        "out",
-        "up",
-        "down",
-        "off",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "do",
-        "does",
-        "did",
-        "done",
-        "doing",
-        "have",
-        "has",
-        "had",
-        "having",
-        "will",
-        "would",
-        "shall",
-        "should",
-        "can",
-        "could",
-        "may",
-        "might",
-        "must",
-        "i",
-        "me",
-        "my",
-        "mine",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "whether",
-        "so",
-        "such",
-        "very",
-        "too",
-        "also",
-        "just",
-        "only",
-        "even",
-        "still",
-        "yet",
-        "again",
-        "any",
-        "some",
-        "all",
-        "each",
-        "every",
-        "both",
-        "either",
-        "much",
-        "many",
-        "s",
-        "t",
-        "one's",
-        "own",
-        "same",
-        "other",
-        "another",
-        "'s",
-        "also",
-        "please",
-        "tell",
-        "know",
-        "let",
-        "get",
-        "got",
-    ]
-)
-_EN_PREPOSITIONS = frozenset(
-    [
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "from",
-        "by",
-        "with",
-        "about",
-        "into",
-        "onto",
-        "upon",
-        "between",
-        "against",
-        "among",
-        "through",
-        "toward",
-        "towards",
-        "via",
-        "per",
-        "than",
-        "versus",
-        "vs",
-    ]
-)
-
-# Korean: morpheme tags that carry content, negation morphemes, numerals, and case particles.
+# Korean: morpheme tags that carry content, and the roles case particles give.
 _KO_CONTENT = frozenset({"NNG", "NNP", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH", "MAG"})
-_KO_NEGATION = {
-    ("안", "MAG"),
-    ("못", "MAG"),
-    ("않", "VX"),
-    ("못하", "VX"),
-    ("없", "VA"),
-    ("아니", "VCN"),
-    ("말", "VX"),
-    ("불", "XPN"),
-    ("비", "XPN"),
-    ("무", "XPN"),
-    ("미", "XPN"),
-}
-_KO_NUMERALS = {
-    "하나": "1",
-    "한": "1",
-    "둘": "2",
-    "두": "2",
-    "셋": "3",
-    "세": "3",
-    "석": "3",
-    "넷": "4",
-    "네": "4",
-    "다섯": "5",
-    "여섯": "6",
-    "일곱": "7",
-    "여덟": "8",
-    "아홉": "9",
-    "열": "10",
-    "스물": "20",
-    "스무": "20",
-    "서른": "30",
-    "마흔": "40",
-    "쉰": "50",
-    "백": "100",
-    "천": "1000",
-    "만": "10000",
-    "일": "1",
-    "이": "2",
-    "삼": "3",
-    "사": "4",
-    "오": "5",
-    "육": "6",
-    "칠": "7",
-    "팔": "8",
-    "구": "9",
-    "십": "10",
-    "첫": "1st",
-    "첫째": "1st",
-    "둘째": "2nd",
-    "셋째": "3rd",
-}
-_KO_DIRECTION = {
-    "많": ("amount", 1),
-    "적": ("amount", -1),
-    "높": ("height", 1),
-    "낮": ("height", -1),
-    "크": ("size", 1),
-    "작": ("size", -1),
-    "이전": ("time", -1),
-    "이후": ("time", 1),
-    "전": ("time", -1),
-    "후": ("time", 1),
-    "먼저": ("time", -1),
-    "나중": ("time", 1),
-    "빠르": ("speed", 1),
-    "느리": ("speed", -1),
-    "길": ("length", 1),
-    "짧": ("length", -1),
-    "늘": ("change", 1),
-    "줄": ("change", -1),
-    "증가": ("change", 1),
-    "감소": ("change", -1),
-    "오르": ("change", 1),
-    "내리": ("change", -1),
-    "최대": ("amount", 2),
-    "최소": ("amount", -2),
-    "최고": ("quality", 2),
-    "최저": ("height", -2),
-    "이상": ("bound", 1),
-    "이하": ("bound", -1),
-    "초과": ("bound", 1),
-    "미만": ("bound", -1),
-    "비싸": ("price", 1),
-    "싸": ("price", -1),
-    "저렴": ("price", -1),
-    "좋": ("quality", 1),
-    "나쁘": ("quality", -1),
-    "새롭": ("age", -1),
-    "오래되": ("age", 1),
-}
 _KO_ROLE = {
     "JKS": "subject",
     "JKO": "object",
@@ -473,22 +88,22 @@ class MeaningParser:
         prep = "subject"
         for i, raw in enumerate(words):
             w = raw.lower().replace("’", "'")
-            if w.endswith("n't") or w in _EN_NEGATION:
+            if w.endswith("n't") or w in lex.EN_NEGATION:
                 negations += 1
                 continue
             if _NUMBER.fullmatch(w.rstrip("%")):
                 numbers.append(_number(w))
                 continue
-            if w in _EN_NUMBER_WORDS:
-                numbers.append(_EN_NUMBER_WORDS[w])
+            if w in lex.EN_NUMBER_WORDS:
+                numbers.append(lex.EN_NUMBER_WORDS[w])
                 continue
-            if w in _EN_DIRECTION:
-                directions.append(_EN_DIRECTION[w])
+            if w in lex.EN_DIRECTION:
+                directions.append(lex.EN_DIRECTION[w])
                 continue
-            if w in _EN_PREPOSITIONS:
+            if w in lex.EN_PREPOSITIONS:
                 prep = w
                 continue
-            if w in _EN_FUNCTION or len(w) < 2:
+            if w in lex.EN_FUNCTION or len(w) < 2:
                 continue
             lemma = self.stem(w)
             content.append(lemma)
@@ -517,11 +132,11 @@ class MeaningParser:
         negations = 0
         for tok in tokens:
             form, tag = str(tok.form), str(tok.tag).split("-")[0]
-            if (form, tag) in _KO_NEGATION:
+            if (form, tag) in lex.KO_NEGATION:
                 negations += 1
                 continue
-            if tag == "SN" or (tag in {"NR", "MM"} and form in _KO_NUMERALS):
-                digits.append(_number(form) if tag == "SN" else _KO_NUMERALS[form])
+            if tag == "SN" or (tag in {"NR", "MM"} and form in lex.KO_NUMERALS):
+                digits.append(_number(form) if tag == "SN" else lex.KO_NUMERALS[form])
                 continue
             if digits:
                 numbers.append(_korean_number(digits))
@@ -530,8 +145,8 @@ class MeaningParser:
                 roles.extend((n, _KO_ROLE[tag]) for n in pending)
                 pending = []
                 continue
-            if form in _KO_DIRECTION and tag in {"VA", "VV", "NNG", "MAG", "XR"}:
-                directions.append(_KO_DIRECTION[form])
+            if form in lex.KO_DIRECTION and tag in {"VA", "VV", "NNG", "MAG", "XR"}:
+                directions.append(lex.KO_DIRECTION[form])
                 continue
             if tag not in _KO_CONTENT or form in {"더", "좀", "잘", "꼭", "정말", "너무", "아주"}:
                 continue

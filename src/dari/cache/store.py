@@ -209,7 +209,8 @@ class CacheStore:
     ) -> str:
         """Store an entry unless its key is taken (the first writer wins; an approval of the
         same key marks the stored one approved). Returns the id of the entry now stored."""
-        with self._lock, self._write() as db:
+        with self._lock, self._write() as tx:
+            db = tx.db
             db.execute(
                 f"INSERT INTO entries({_COLUMNS}, norm, meaning, vec) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?) ON CONFLICT(scope, norm) DO UPDATE "
@@ -230,24 +231,27 @@ class CacheStore:
                     "INSERT INTO entry_chunks VALUES (?, ?)",
                     [(entry.id, c) for c in dict.fromkeys(entry.chunk_ids)],
                 )
-            self._shrink(db, max_entries)
+                if vec is not None:
+                    tx.patches.append(lambda: self._remember(entry.scope, entry.id, vec, meaning))
+            gone = self._shrink(db, max_entries)
+            tx.patches.append(lambda: self._forget(gone))
         return str(stored)
 
     def touch(self, entry_id: str, now: float, tokens: int) -> None:
         """A hit: counts, recency for LRU, and the tokens it saved."""
-        with self._lock, self._write(bump=False) as db:
-            db.execute(
+        with self._lock, self._write(bump=False) as tx:
+            tx.db.execute(
                 "UPDATE entries SET hits = hits + 1, last_used = ? WHERE id = ?", (now, entry_id)
             )
-            _count(db, "tokens_saved", tokens)
+            _count(tx.db, "tokens_saved", tokens)
 
     def count(self, name: str, n: float = 1) -> None:
-        with self._lock, self._write(bump=False) as db:
-            _count(db, name, n)
+        with self._lock, self._write(bump=False) as tx:
+            _count(tx.db, name, n)
 
     def approve(self, entry_id: str) -> bool:
-        with self._lock, self._write() as db:
-            done = db.execute(
+        with self._lock, self._write() as tx:  # the vectors stay as they are
+            done = tx.db.execute(
                 "UPDATE entries SET approved = 1, expires = ? WHERE id = ?", (NEVER, entry_id)
             ).rowcount
         return bool(done)
@@ -256,8 +260,9 @@ class CacheStore:
         ids = [(i,) for i in entry_ids]
         if not ids:
             return 0
-        with self._lock, self._write() as db:
-            return sum(db.execute("DELETE FROM entries WHERE id = ?", i).rowcount for i in ids)
+        with self._lock, self._write() as tx:
+            tx.patches.append(lambda: self._forget([i for (i,) in ids]))
+            return sum(tx.db.execute("DELETE FROM entries WHERE id = ?", i).rowcount for i in ids)
 
     def delete_where(self, collection: str = "", expired_before: float | None = None) -> int:
         sql, args = "DELETE FROM entries WHERE 1=1", list[object]()
@@ -265,8 +270,9 @@ class CacheStore:
             sql, args = sql + " AND collection = ?", [collection]
         if expired_before is not None:
             sql, args = sql + " AND expires <= ?", [*args, expired_before]
-        with self._lock, self._write() as db:
-            return db.execute(sql, args).rowcount
+        with self._lock, self._write() as tx:
+            tx.patches.append(self._scopes.clear)  # rare: reload what is asked for next
+            return tx.db.execute(sql, args).rowcount
 
     def dead_entries(
         self, collection: str, alive: Callable[[Sequence[str]], set[str]]
@@ -285,20 +291,43 @@ class CacheStore:
     def _write(self, bump: bool = True) -> _Tx:
         return _Tx(self, bump)
 
-    def _shrink(self, db: sqlite3.Connection, max_entries: int) -> None:
+    def _shrink(self, db: sqlite3.Connection, max_entries: int) -> list[str]:
         """LRU: over the limit, the least recently used go first, approved ones last."""
         (n,) = db.execute("SELECT count(*) FROM entries").fetchone()
-        if n > max_entries:
-            db.execute(
-                "DELETE FROM entries WHERE id IN (SELECT id FROM entries "
-                "ORDER BY approved, last_used LIMIT ?)",
-                (n - max_entries,),
+        if n <= max_entries:
+            return []
+        gone = [
+            str(r[0])
+            for r in db.execute(
+                "SELECT id FROM entries ORDER BY approved, last_used LIMIT ?", (n - max_entries,)
             )
+        ]
+        db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in gone])
+        return gone
+
+    def _remember(self, scope: str, entry_id: str, vec: np.ndarray, meaning: Meaning) -> None:
+        """Our own new entry, added to a scope already in memory (no reload)."""
+        index = self._scopes.get(scope)
+        if index is not None:
+            row = vec.astype(np.float16).astype(np.float32)[None, :]
+            index.vecs = np.vstack([index.vecs, row]) if index.ids else row
+            index.ids.append(entry_id)
+            index.meanings.append(meaning)
+
+    def _forget(self, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        gone = set(entry_ids)
+        for index in self._scopes.values():
+            keep = [i for i, e in enumerate(index.ids) if e not in gone]
+            if len(keep) < len(index.ids):
+                index.vecs = index.vecs[keep]
+                index.ids = [index.ids[i] for i in keep]
+                index.meanings = [index.meanings[i] for i in keep]
 
     def _refresh(self) -> None:
         """Forget the in-memory scopes when any process has written since they were loaded."""
-        row = self._db.execute("SELECT value FROM counters WHERE name = 'version'").fetchone()
-        version = float(row[0]) if row else 0.0
+        version = _version(self._db)
         if version != self._seen_version:
             self._scopes.clear()
             self._seen_version = version
@@ -330,25 +359,43 @@ class _OldSchema(Exception):
 
 
 class _Tx:
-    """A write transaction that also bumps the version other processes watch."""
+    """A write transaction that also bumps the version other processes watch. When no other
+    process wrote since our scopes were loaded, they are patched in place (`patches`, run after
+    the commit) instead of being read again; else they are reloaded on the next lookup."""
 
     def __init__(self, store: CacheStore, bump: bool) -> None:
         self._store, self._bump = store, bump
+        self.db = store._db
+        self.patches: list[Callable[[], None]] = []
+        self._before = 0.0
 
-    def __enter__(self) -> sqlite3.Connection:
-        self._store._db.execute("BEGIN IMMEDIATE")
-        return self._store._db
+    def __enter__(self) -> _Tx:
+        self.db.execute("BEGIN IMMEDIATE")
+        if self._bump:
+            self._before = _version(self.db)
+        return self
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        db = self._store._db
         if kind is not None:
-            db.execute("ROLLBACK")
+            self.db.execute("ROLLBACK")
             return
         if self._bump:
-            _count(db, "version", 1)
-        db.execute("COMMIT")
-        if self._bump:  # our own write: reload our scopes lazily, like any other write
-            self._store._scopes.clear()
+            _count(self.db, "version", 1)
+        self.db.execute("COMMIT")
+        if not self._bump:
+            return
+        store = self._store
+        if self._before == store._seen_version:
+            store._seen_version = self._before + 1
+            for patch in self.patches:
+                patch()
+        else:
+            store._scopes.clear()
+
+
+def _version(db: sqlite3.Connection) -> float:
+    row = db.execute("SELECT value FROM counters WHERE name = 'version'").fetchone()
+    return float(row[0]) if row else 0.0
 
 
 def _count(db: sqlite3.Connection, name: str, n: float) -> None:
