@@ -145,6 +145,13 @@ def section_pairs() -> dict[str, Any]:
                 why = judge(r["e5"], r["m1"], r["m2"], chosen) or "served"
                 refused[why] = refused.get(why, 0) + 1
         res["negatives_by_check"] = dict(sorted(refused.items(), key=lambda kv: -kv[1]))
+        close = [r for r in test if r.get("real_score", 0) >= 4.5]  # KLUE: near-identical meaning
+        if close:
+            served = dari_served(close, chosen)
+            res["dari_hits_score_4.5_up"] = {
+                "hit_rate": round(float(np.mean(served)), 4),
+                "pairs": len(close),
+            }
         out[lang] = res
         curves[lang] = _curves(test, chosen)
     out["all_pairs"] = _all_pairs(pairs, chosen)

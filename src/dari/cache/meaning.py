@@ -110,15 +110,7 @@ class MeaningParser:
             roles.append((lemma, prep))
             if raw[0].isupper() and (i > 0 or raw[1:2].isupper()):
                 entities.add(lemma)
-        return Meaning(
-            "en",
-            tuple(content),
-            tuple(sorted(numbers)),
-            negations,
-            frozenset(entities),
-            tuple(directions),
-            tuple(roles),
-        )
+        return _meaning("en", content, numbers, negations, entities, directions, roles)
 
     def _korean(self, text: str) -> Meaning:
         tokens = list(self._analyzer.kiwi.tokenize(text))
@@ -158,15 +150,27 @@ class MeaningParser:
                 pending.append(lemma)
         if digits:
             numbers.append(_korean_number(digits))
-        return Meaning(
-            "ko",
-            tuple(content),
-            tuple(sorted(numbers)),
-            negations,
-            frozenset(entities),
-            tuple(directions),
-            tuple(roles),
-        )
+        return _meaning("ko", content, numbers, negations, entities, directions, roles)
+
+
+def _meaning(
+    lang: str,
+    content: list[str],
+    numbers: list[str],
+    negations: int,
+    entities: set[str],
+    directions: list[tuple[str, int]],
+    roles: list[tuple[str, str]],
+) -> Meaning:
+    return Meaning(
+        lang,
+        tuple(content),
+        tuple(sorted(numbers)),
+        negations,
+        frozenset(entities),
+        tuple(directions),
+        tuple(roles),
+    )
 
 
 def _number(token: str) -> str:
