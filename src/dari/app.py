@@ -306,11 +306,12 @@ class Dari:
         schema: Mapping[str, object] | None = None,
         prompt_key: str = "",
         tenant: str = "",
+        caller: str = "",
     ) -> Answer:
         """`prompt_key`: who asks (a user or session id), to keep them in one A/B prompt arm;
         `tenant` (with `acl`) scopes the answer cache."""
         return self.pipeline(collection).ask(
-            question, top_k, acl, on_token, history, filters, schema, prompt_key, tenant
+            question, top_k, acl, on_token, history, filters, schema, prompt_key, tenant, caller
         )
 
     def check(

@@ -177,6 +177,20 @@ class CacheSettings(_Section):
         return self.similarity.get(lang, self.similarity["en"])
 
 
+class ServerSettings(_Section):
+    """`dari serve` (docs/en/server.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    auth: bool = True  # false: no API keys, every caller is an admin (only on a trusted machine)
+    cors_origins: tuple[str, ...] = ()  # browsers from other origins are refused unless listed
+    max_body_kb: int = Field(256, ge=1)  # JSON requests
+    max_upload_mb: float = Field(64.0, gt=0)  # document uploads
+    rate_per_minute: float = Field(120.0, gt=0)  # per API key: sustained rate
+    burst: int = Field(30, ge=1)  # per API key: requests allowed at once
+    redis_url: str = ""  # share rate limits between processes; "" = in-process
+
+
 class Settings(BaseSettings):
     """dari's settings. Precedence: explicit arguments > DARI_* env vars > dari.toml > defaults."""
 
@@ -195,6 +209,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     guards: GuardSettings = GuardSettings()
     cache: CacheSettings = CacheSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(

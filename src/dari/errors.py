@@ -7,8 +7,13 @@ DariError                 message + hint; the CLI and server render it in one pl
 │   └── UnknownCollection
 ├── BackendError          an embedder or LLM backend failed or is unreachable
 │   └── ModelNotFound
-└── InputError            a request that cannot be served as given (empty question…)
-    └── UnknownTrace      feedback for a trace id that was never recorded
+├── InputError            a request that cannot be served as given (empty question…)
+│   ├── UnknownTrace      feedback for a trace id that was never recorded
+│   └── TooLarge          an upload or request body over the configured limit
+└── AccessError           the server refuses the caller: no or bad key (401), not allowed (403)
+    └── RateLimited       too many requests for this key (429, with Retry-After)
+
+Each class carries the HTTP status the server answers with (`http_status`) and the CLI's exit code.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ class DariError(Exception):
     """Root of dari's errors: a one-line message naming the thing, and a hint saying what to do."""
 
     exit_code = 1
+    http_status = 500
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -30,6 +36,7 @@ class DariError(Exception):
 
 class ConfigError(DariError):
     exit_code = 78  # EX_CONFIG
+    http_status = 500
 
 
 class MissingExtra(ConfigError):
@@ -47,6 +54,7 @@ class IngestError(DariError):
     reports that show the file in a column of its own."""
 
     exit_code = 65  # EX_DATAERR
+    http_status = 422
 
     def __init__(self, message: str, hint: str = "", reason: str = "") -> None:
         super().__init__(message, hint)
@@ -59,6 +67,7 @@ class StoreError(DariError):
 
 class UnknownCollection(StoreError):
     exit_code = 66  # EX_NOINPUT
+    http_status = 404
 
     def __init__(self, name: str, known: list[str]) -> None:
         listing = ", ".join(sorted(known)) if known else "none yet"
@@ -71,6 +80,7 @@ class UnknownCollection(StoreError):
 
 class BackendError(DariError):
     exit_code = 69  # EX_UNAVAILABLE
+    http_status = 503
 
 
 class ModelNotFound(BackendError):
@@ -79,12 +89,14 @@ class ModelNotFound(BackendError):
 
 class InputError(DariError):
     exit_code = 64  # EX_USAGE
+    http_status = 400
 
 
 class UnknownTrace(InputError):
     """Feedback names a trace id the store does not hold (the CLI's and server's 404)."""
 
     exit_code = 66  # EX_NOINPUT
+    http_status = 404
 
     def __init__(self, trace_id: str) -> None:
         super().__init__(
@@ -92,3 +104,28 @@ class UnknownTrace(InputError):
             "trace ids are printed by dari ask --json (its trace_id field)",
         )
         self.trace_id = trace_id
+
+
+class TooLarge(InputError):
+    http_status = 413
+
+
+class AccessError(DariError):
+    """The caller may not do this: `http_status` 401 (no valid key) or 403 (not allowed)."""
+
+    exit_code = 77  # EX_NOPERM
+    http_status = 401
+
+    def __init__(self, message: str, hint: str = "", status: int = 401) -> None:
+        super().__init__(message, hint)
+        self.http_status = status
+
+
+class RateLimited(AccessError):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            f"too many requests: try again in {retry_after:.0f} s",
+            "slow down, or ask an administrator for a higher limit (server.rate_per_minute)",
+            429,
+        )
+        self.retry_after = retry_after

@@ -62,6 +62,7 @@ class _Run:
     prompt_data: str = ""  # the last user message the model saw (sources + question)
     cache: tuple[CacheRequest, CacheUse] | None = None  # the cache missed: store the answer?
     follow_up: bool = False
+    caller: str = ""  # the API key id that asked, if any
 
 
 class Pipeline:
@@ -102,11 +103,12 @@ class Pipeline:
         schema: Mapping[str, object] | None = None,
         prompt_key: str = "",
         tenant: str = "",
+        caller: str = "",
     ) -> Answer:
         """Answer `question`; with `schema` (a JSON schema) the answer is JSON that validates
         against it: checked, repaired by asking the model again once, else refused by policy.
         `prompt_key` (a user or session id; else the question) picks the A/B arm of the prompt;
-        `tenant` and `acl` scope the answer cache."""
+        `tenant` and `acl` scope the answer cache; `caller` (an API key id) owns the trace."""
         question = _checked(question)
         started = time.perf_counter()
         lang = detect_lang(question)
@@ -116,7 +118,7 @@ class Pipeline:
             on_token = None  # JSON is returned whole, not streamed
         checked = self._guard(Stage.INPUT, question, ctx)
         if checked.blocked:
-            run = _Run(question, _NOTHING, template, started, {})
+            run = _Run(question, _NOTHING, template, started, {}, caller=caller)
             return self._refuse(run, checked, on_token)
         question = ctx.question = checked.text  # personal data redacted before it goes further
         cache = None
@@ -129,9 +131,11 @@ class Pipeline:
             )
             found, use = self._cache.lookup(req)
             if found.entry is not None:
-                return self._from_cache(
-                    question, template, started, checked, found.entry, use, on_token
+                hit = _Run(
+                    question, _NOTHING, template, started, {}, verdicts=list(checked.verdicts)
                 )
+                hit.caller = caller
+                return self._from_cache(hit, found.entry, use, on_token)
             cache = (req, use)
         t = time.perf_counter()
         retrieval = self._retriever.retrieve(question, top_k, acl, filters)
@@ -141,6 +145,7 @@ class Pipeline:
         timings = {f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()}
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         run = _Run(question, retrieval, template, started, timings, verdicts=list(checked.verdicts))
+        run.caller = caller
         run.schema, run.cache, run.follow_up = schema, cache, bool(history)
         run.logged_query = redact(question, find_pii(question))
         if not retrieval.abstain:
@@ -311,6 +316,7 @@ class Pipeline:
             completion_tokens=run.completion_tokens,
             invalid_citations=run.invalid,
             verdicts=tuple(run.verdicts),
+            caller=run.caller,
         )
         answer = Answer(text=text, citations=citations, outcome=outcome, trace=trace)
         if run.cache is not None and self._cache is not None:
@@ -340,21 +346,13 @@ class Pipeline:
             self._audit.append(trace.id, self.collection, trace.verdicts)
 
     def _from_cache(
-        self,
-        question: str,
-        template: PromptTemplate,
-        started: float,
-        checked: StageResult,
-        entry: Entry,
-        use: CacheUse,
-        on_token: OnToken | None,
+        self, run: _Run, entry: Entry, use: CacheUse, on_token: OnToken | None
     ) -> Answer:
         """A cached answer, served with its citations and a trace of its own."""
         if on_token:
             on_token(entry.answer)
-        run = _Run(question, _NOTHING, template, started, {}, verdicts=list(checked.verdicts))
-        run.logged_query = redact(question, find_pii(question))
-        run.timings["total"] = (time.perf_counter() - started) * 1000
+        run.logged_query = redact(run.question, find_pii(run.question))
+        run.timings["total"] = (time.perf_counter() - run.started) * 1000
         trace = Trace(
             id=uuid.uuid4().hex,
             query=run.logged_query,
@@ -363,10 +361,11 @@ class Pipeline:
             hits=(),
             timings_ms=run.timings,
             model=self._model_name,
-            prompt_version=template.version,
+            prompt_version=run.template.version,
             params=self._params,
             verdicts=tuple(run.verdicts),
             cache=use,
+            caller=run.caller,
         )
         citations = citations_of(entry)
         self._save(trace, run, entry.answer, citations)

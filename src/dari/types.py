@@ -201,6 +201,7 @@ class Trace:
     invalid_citations: int = 0  # [n] that named no given source, stripped from the answer
     verdicts: tuple[Verdict, ...] = ()  # every guard that looked, flagged or not
     cache: CacheUse | None = None
+    caller: str = ""  # who asked: the API key id in the server, "" from the CLI and Python API
 
 
 @dataclass(frozen=True)

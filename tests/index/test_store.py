@@ -341,11 +341,11 @@ def test_disk_full_during_a_write_is_a_store_error_and_rolls_back(tmp_path: Path
             return self.real.execute(sql, *args)
 
     real = store._db
-    store._db = FullDisk(real)  # type: ignore[assignment]
+    store._local.db = FullDisk(real)  # this thread's connection
     with pytest.raises(StoreError, match="disk is full") as err, store.transaction() as db:
         db.execute("UPDATE collections SET generation = 99 WHERE name = 'c'")
     assert "free disk space" in err.value.hint
-    store._db = real
+    store._local.db = real
     assert store.generation("c") == 0  # nothing half-written
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -98,17 +99,16 @@ class SourceRow:
 
 
 class Store:
-    """The SQLite store under DARI_HOME. One connection per Store; not shared across threads."""
+    """The SQLite store under DARI_HOME. Each thread gets a connection of its own (the server
+    answers in several threads; WAL lets them read while one writes)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()  # one write transaction at a time in this process
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(sections)")}
             if "flags" not in columns:  # stores made before the guards tagged sections
@@ -122,29 +122,49 @@ class Store:
                 "check that DARI_HOME is writable and the disk is not full",
             ) from exc
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole on any error (disk full included)."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"the store is busy or unwritable: {exc}", "retry") from exc
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._db.execute("ROLLBACK")
-            raise StoreError(
-                f"could not write to the store: {exc}",
-                "free disk space and run the same command again; nothing was half-written",
-            ) from exc
+        """One write transaction; rolled back whole on any error (disk full included). Threads
+        (the server's) take turns: a transaction holds the connection until it ends."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"the store is busy or unwritable: {exc}", "retry") from exc
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StoreError(
+                    f"could not write to the store: {exc}",
+                    "free disk space and run the same command again; nothing was half-written",
+                ) from exc
 
     # -- collections -----------------------------------------------------------------------
     def collection_names(self) -> list[str]:
@@ -459,7 +479,8 @@ class Store:
         self, sql: str, args: Sequence[object] | dict[str, object] = ()
     ) -> list[tuple[object, ...]]:
         """A read-only query for modules that keep their own tables in this store."""
-        return [tuple(r) for r in self._db.execute(sql, args)]
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(sql, args)]
 
     def trace(self, trace_id: str) -> dict[str, object] | None:
         row = self._db.execute("SELECT body FROM traces WHERE id = ?", (trace_id,)).fetchone()
