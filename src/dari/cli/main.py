@@ -22,6 +22,7 @@ from dari.cli.cache import cache_app
 from dari.cli.feedback import feedback_app
 from dari.cli.guard import guard_app
 from dari.cli.prompt import prompt_app
+from dari.cli.serve import keys_app, serve
 from dari.config import load_settings
 from dari.errors import DariError
 from dari.generate import models
@@ -44,6 +45,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(rerank_app, name="rerank")
 app.add_typer(guard_app, name="guard")
 app.add_typer(cache_app, name="cache")
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 app.add_typer(prompt_app, name="prompt")
 app.add_typer(feedback_app, name="feedback")
 
