@@ -9,6 +9,8 @@ DariError                 message + hint; the CLI and server render it in one pl
 │   └── ModelNotFound
 ├── InputError            a request that cannot be served as given (empty question…)
 │   ├── UnknownTrace      feedback for a trace id that was never recorded
+│   ├── NotFound          a named thing that is not there (a document, a prompt version…)
+│   ├── Conflict          a name already taken (a collection that exists)
 │   └── TooLarge          an upload or request body over the configured limit
 └── AccessError           the server refuses the caller: no or bad key (401), not allowed (403)
     └── RateLimited       too many requests for this key (429, with Retry-After)
@@ -104,6 +106,15 @@ class UnknownTrace(InputError):
             "trace ids are printed by dari ask --json (its trace_id field)",
         )
         self.trace_id = trace_id
+
+
+class NotFound(InputError):
+    exit_code = 66  # EX_NOINPUT
+    http_status = 404
+
+
+class Conflict(InputError):
+    http_status = 409
 
 
 class TooLarge(InputError):

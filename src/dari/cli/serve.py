@@ -36,7 +36,16 @@ def serve(
     console = Console(stderr=True, highlight=False)
     if s.auth and not app.state.keys.list():
         console.print("[yellow]no API keys yet:[/] create one with dari keys create --role admin")
-    uvicorn.run(app, host=host or s.host, port=port or s.port, log_level="info")
+    from dari.server.accesslog import log_config
+
+    uvicorn.run(
+        app,
+        host=host or s.host,
+        port=port or s.port,
+        log_level="info",
+        log_config=log_config(),
+        access_log=False,  # dari.server writes one JSON line per request instead
+    )
 
 
 @keys_app.command("create")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,14 +22,14 @@ from dari.errors import DariError, RateLimited
 from dari.server.keys import KeyStore
 from dari.server.locked import LockedGenerator
 from dari.server.metrics import make_metrics
-from dari.server.ratelimit import TokenBuckets
+from dari.server.ratelimit import rate_limits
 
 log = logging.getLogger("dari.server")
 
 
 def create_app(settings: Settings, dari: Dari | None = None) -> FastAPI:
     """The service for one DARI_HOME. `dari`: an existing instance (tests pass fakes in)."""
-    from dari.server import routes_api, routes_openai
+    from dari.server import routes_admin, routes_api, routes_openai, ui
 
     dari = dari or Dari(settings)
     dari.__dict__["generator"] = LockedGenerator.around(dari)
@@ -40,7 +41,7 @@ def create_app(settings: Settings, dari: Dari | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.dari = dari
     app.state.keys = KeyStore(dari.store)
-    app.state.limits = TokenBuckets(settings.server.rate_per_minute, settings.server.burst)
+    app.state.limits = rate_limits(settings.server)  # Redis when server.redis_url is set
     app.state.metrics = make_metrics()
     if settings.server.cors_origins:
         app.add_middleware(
@@ -54,6 +55,8 @@ def create_app(settings: Settings, dari: Dari | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.include_router(routes_api.router)
     app.include_router(routes_openai.router)
+    app.include_router(routes_admin.router)
+    app.include_router(ui.router)  # the chat page at /
     return app
 
 
@@ -109,7 +112,7 @@ async def _dari_error(request: Request, exc: DariError) -> JSONResponse:
     request.app.state.metrics.errors.labels(type(exc).__name__).inc()
     response = _error(exc.http_status, _kind(exc), exc.message, exc.hint)
     if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))  # never early
     return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
+import shutil
 import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -84,6 +85,7 @@ def delete_collection(name: str, request: Request, key: Admin) -> dict[str, str]
     dari = _dari(request)
     check_collection(key, name, dari.store.collection_names())
     dari.delete_collection(name)
+    shutil.rmtree(dari.home / "uploads" / name, ignore_errors=True)  # its uploaded files
     return {"deleted": name}
 
 
