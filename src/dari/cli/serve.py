@@ -36,6 +36,8 @@ def serve(
     console = Console(stderr=True, highlight=False)
     if s.auth and not app.state.keys.list():
         console.print("[yellow]no API keys yet:[/] create one with dari keys create --role admin")
+    where = f"http://{host or s.host}:{port or s.port}"
+    console.print(f"chat at {where}/ · API docs at {where}/docs · OpenAI base URL {where}/v1")
     from dari.server.accesslog import log_config
 
     uvicorn.run(

@@ -24,4 +24,10 @@ def log_config() -> dict[str, Any]:
         "level": "INFO",
         "propagate": False,
     }
+    # Tracing's own few lines (a collector that cannot be reached), as uvicorn writes its own.
+    config["loggers"]["dari.telemetry"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config

@@ -23,13 +23,17 @@ from dari.server.keys import KeyStore
 from dari.server.locked import LockedGenerator
 from dari.server.metrics import make_metrics
 from dari.server.ratelimit import rate_limits
+from dari.server.telemetry import Telemetry, create_telemetry
 
 log = logging.getLogger("dari.server")
 
 
-def create_app(settings: Settings, dari: Dari | None = None) -> FastAPI:
-    """The service for one DARI_HOME. `dari`: an existing instance (tests pass fakes in)."""
-    from dari.server import routes_admin, routes_api, routes_openai, ui
+def create_app(
+    settings: Settings, dari: Dari | None = None, telemetry: Telemetry | None = None
+) -> FastAPI:
+    """The service for one DARI_HOME. `dari`: an existing instance (tests pass fakes in);
+    `telemetry`: tracing from `create_telemetry` (tests pass one with an in-memory exporter)."""
+    from dari.server import routes_admin, routes_api, routes_openai, routes_ops, ui
 
     dari = dari or Dari(settings)
     dari.__dict__["generator"] = LockedGenerator.around(dari)
@@ -43,6 +47,7 @@ def create_app(settings: Settings, dari: Dari | None = None) -> FastAPI:
     app.state.keys = KeyStore(dari.store)
     app.state.limits = rate_limits(settings.server)  # Redis when server.redis_url is set
     app.state.metrics = make_metrics()
+    app.state.telemetry = telemetry or create_telemetry(settings.server)  # OpenTelemetry, if set
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -51,12 +56,14 @@ def create_app(settings: Settings, dari: Dari | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.middleware("http")(_envelope)
+    app.state.telemetry.install(app)  # added last, so outermost: its span holds the request
     app.add_exception_handler(DariError, _dari_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.include_router(routes_api.router)
     app.include_router(routes_openai.router)
     app.include_router(routes_admin.router)
-    app.include_router(ui.router)  # the chat page at /
+    app.include_router(routes_ops.router)  # feedback and eval runs for operators
+    app.include_router(ui.router)  # the chat page at /, the operator page at /admin
     return app
 
 

@@ -7,6 +7,7 @@ import json
 import queue
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -92,6 +93,7 @@ def delete_collection(name: str, request: Request, key: Admin) -> dict[str, str]
 def _ask(request: Request, key: ApiKey, body: QueryIn, on_token: Any = None) -> Answer:
     dari = _dari(request)
     check_collection(key, body.collection, dari.store.collection_names())
+    started = time.time_ns()
     answer = dari.ask(
         body.question,
         body.collection,
@@ -104,6 +106,7 @@ def _ask(request: Request, key: ApiKey, body: QueryIn, on_token: Any = None) -> 
         caller=key.id,
     )
     request.app.state.metrics.observe(answer)
+    request.app.state.telemetry.record(answer, request, started)
     return answer
 
 
@@ -195,8 +198,9 @@ def traces(
     outcome: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
-    """Recent traces, newest first: this key's own (an admin sees all)."""
-    sql, args = "SELECT body FROM traces WHERE 1=1", []
+    """Recent traces, newest first, each with its `created_at` (Unix time): this key's own
+    (an admin sees all)."""
+    sql, args = "SELECT body, created_at FROM traces WHERE 1=1", []
     if collection:
         sql, args = sql + " AND collection = ?", [collection]
     if outcome:
@@ -204,7 +208,7 @@ def traces(
     if not key.admin:
         sql, args = sql + " AND json_extract(body, '$.caller') = ?", [*args, key.id]
     rows = _dari(request).store.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
-    return [json.loads(str(r[0])) for r in rows]
+    return [json.loads(str(r[0])) | {"created_at": r[1]} for r in rows]
 
 
 @router.get("/api/cache/stats", tags=["cache"])

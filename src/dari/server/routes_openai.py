@@ -65,6 +65,7 @@ def chat(body: ChatIn, request: Request, key: Caller) -> dict[str, Any] | Stream
     created = int(time.time())
 
     def ask(on_token: Any = None) -> Answer:
+        started = time.time_ns()
         answer: Answer = dari.ask(
             question,
             body.model,
@@ -75,6 +76,7 @@ def chat(body: ChatIn, request: Request, key: Caller) -> dict[str, Any] | Stream
             caller=key.id,
         )
         request.app.state.metrics.observe(answer)
+        request.app.state.telemetry.record(answer, request, started)
         return answer
 
     if body.stream:

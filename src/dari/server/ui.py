@@ -1,6 +1,7 @@
-"""The web chat UI: one page at `/` and its static files under `/ui/`, served as they are (no
-build step). The page is a client of the native API like any other: /api/collections,
-/api/query/stream and /api/feedback, with the caller's API key."""
+"""The web pages: the chat at `/`, the operator page at `/admin`, and their static files under
+`/ui/`, served as they are (no build step). The pages are clients of the native API like any
+other (the chat: /api/collections, /api/query/stream and /api/feedback), with the caller's API
+key."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ router = APIRouter(include_in_schema=False)
 def index() -> FileResponse:
     """The chat page."""
     return _serve("index.html")
+
+
+@router.get("/admin")
+def admin_page() -> FileResponse:
+    """The operator page: collections and documents, traces, feedback, evals, the cache."""
+    return _serve("admin.html")
 
 
 @router.get("/ui/{name}")

@@ -1,0 +1,289 @@
+"""Retrieval eval runs started through the API: one at a time, in a background thread of the
+server, each kept in DARI_HOME/evals/<id>/ as `run.json` (its state) next to the report files
+that `dari eval retrieval --output` writes (report.json, per_query.jsonl, report.html).
+
+The run indexes its corpus under DARI_HOME/eval/, as the CLI does, with the server's own
+analyzer, embedder and LLM: nothing is loaded twice. A report is opened in a browser tab through
+a signed link that expires, since a tab cannot send an API key."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import importlib.util
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dari.app import Dari
+from dari.config import Settings
+from dari.errors import Conflict, DariError, MissingExtra, NotFound
+from dari.eval import report
+from dari.eval.datasets import EvalSet, load_set
+from dari.eval.retrieval import ConfigSpec, RetrievalEval, parse_configs
+from dari.index.embedders import QueryMemo
+from dari.types import FileResult
+
+log = logging.getLogger("dari.server")
+
+LINK_SECONDS = 3600  # how long a report link opens the report
+_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+_SHOWN = ("ndcg@10", "recall@10", "mrr@10", "latency_ms_p50")  # per configuration, in lists
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    dataset: Path  # a BEIR or QA folder on the server
+    configs: str
+    split: str = "test"
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One run's state, as run.json keeps it."""
+
+    id: str
+    status: str  # running | done | failed
+    dataset: str
+    configs: str
+    split: str
+    limit: int | None
+    started: float
+    finished: float | None = None
+    error: str = ""
+    hint: str = ""
+
+
+class EvalRuns:
+    """The runs under DARI_HOME/evals and the one running now, if any."""
+
+    def __init__(self, dari: Dari, settings: Settings) -> None:
+        self.root = settings.home_dir / "evals"
+        self._dari = dari
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._running: str | None = None
+        self._progress: dict[str, Any] = {}
+        self._secret = secrets.token_bytes(32)  # per process: links die with a restart
+
+    # -- starting and running ---------------------------------------------------------------
+    def start(self, request: EvalRequest) -> EvalRun:
+        """Check the request (configurations, the eval set, the plotting extra) and start the
+        run in a thread; Conflict while another one runs."""
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        with self._lock:
+            if self._running is not None:
+                raise Conflict(
+                    f"eval run {self._running} is still running",
+                    f"wait for it to finish: GET /api/evals/{self._running}",
+                )
+            self._running, self._progress = run_id, {"stage": "loading"}
+        try:
+            specs = parse_configs(request.configs)
+            evalset = load_set(request.dataset, request.split, request.limit)
+            if importlib.util.find_spec("matplotlib") is None:  # the report's plots
+                raise MissingExtra("matplotlib", "eval")
+            run = EvalRun(
+                run_id,
+                "running",
+                str(request.dataset),
+                ",".join(s.label for s in specs),
+                request.split,
+                request.limit,
+                time.time(),
+            )
+            self._save(run)
+        except BaseException:
+            self._finish()
+            raise
+        worker = threading.Thread(
+            target=self._work, args=(run, evalset, specs), name=f"dari-eval-{run_id}", daemon=True
+        )
+        worker.start()
+        return run
+
+    def _work(self, run: EvalRun, evalset: EvalSet, specs: list[ConfigSpec]) -> None:
+        runner = None
+        try:
+            runner = RetrievalEval(self._settings, self._eval_dari())
+            self.set_progress({"stage": "index", "done": 0, "total": 1})
+            result = runner.run(evalset, specs, _IngestProgress(self), _QueryProgress(self))
+            self.set_progress({"stage": "report"})
+            report.write(result, self.root / run.id)
+            run = dataclasses.replace(run, status="done")
+        except DariError as exc:
+            run = dataclasses.replace(run, status="failed", error=exc.message, hint=exc.hint)
+        except Exception as exc:  # a bug or a broken file: the run says so, the server goes on
+            log.exception("eval run %s failed", run.id)
+            run = dataclasses.replace(run, status="failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            try:
+                if runner is not None:
+                    runner.close()
+                self._save(dataclasses.replace(run, finished=time.time()))
+            finally:
+                self._finish()  # whatever happened, the next run may start
+
+    def _eval_dari(self) -> Dari:
+        """A Dari over DARI_HOME/eval that borrows the server's analyzer, embedder and LLM."""
+        settings = self._settings
+        dari = Dari(
+            settings.model_copy(update={"home": settings.home_dir / "eval"}), settings.home_dir
+        )
+        dari.analyzer = self._dari.analyzer
+        embedder = self._dari.embedder
+        # Its own query memo, so the eval's queries do not push the users' out of the server's.
+        dari.__dict__["embedder"] = (
+            QueryMemo(embedder.inner) if isinstance(embedder, QueryMemo) else embedder
+        )
+        generator = self._dari.__dict__.get("generator")  # the locked one, loaded on first use
+        if generator is not None:
+            dari.__dict__["generator"] = generator
+        return dari
+
+    def set_progress(self, progress: dict[str, Any]) -> None:
+        with self._lock:
+            self._progress = progress
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._running, self._progress = None, {}
+
+    # -- reading -----------------------------------------------------------------------------
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Runs, newest first, with their summary figures."""
+        if not self.root.is_dir():
+            return []
+        found = [self._read(p.name) for p in self.root.iterdir() if _ID.match(p.name)]
+        runs = sorted((r for r in found if r is not None), key=lambda r: (r.started, r.id))
+        return [self.view(run) for run in reversed(runs[-limit:])]
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """One run with its whole report.json when it is done."""
+        run = self._read(run_id) if _ID.match(run_id) else None
+        if run is None:
+            raise NotFound(f"no eval run '{run_id}'", "list them: GET /api/evals")
+        view = self.view(run)
+        data = self._report(run)
+        return view | {"report": data}
+
+    def view(self, run: EvalRun) -> dict[str, Any]:
+        """A run as the API shows it: its state, progress while running, summary when done."""
+        with self._lock:
+            running, progress = self._running, dict(self._progress)
+        if run.status == "running" and run.id != running:
+            run = dataclasses.replace(
+                run,
+                status="failed",
+                error="interrupted: the server stopped before the run finished",
+                hint="start it again",
+            )
+        out: dict[str, Any] = dataclasses.asdict(run)
+        out["progress"] = progress if run.status == "running" else None
+        data = self._report(run)
+        out["summary"] = _summary(data) if data else None
+        done = data is not None and (self.root / run.id / "report.html").is_file()
+        out["report_url"] = self.link(run.id) if done else None
+        return out
+
+    def report_html(self, run_id: str) -> Path:
+        path = self.root / run_id / "report.html"
+        if not _ID.match(run_id) or not path.is_file():
+            raise NotFound(f"eval run '{run_id}' has no HTML report", "list runs: GET /api/evals")
+        return path
+
+    # -- report links ------------------------------------------------------------------------
+    def link(self, run_id: str) -> str:
+        expires = int(time.time()) + LINK_SECONDS
+        return f"/api/evals/{run_id}/report.html?exp={expires}&sig={self._sign(run_id, expires)}"
+
+    def link_ok(self, run_id: str, expires: int, signature: str) -> bool:
+        """The link was made by this server for this run and has not expired."""
+        fresh = expires >= time.time()
+        return fresh and hmac.compare_digest(signature, self._sign(run_id, expires))
+
+    def _sign(self, run_id: str, expires: int) -> str:
+        message = f"{run_id}:{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    # -- files -------------------------------------------------------------------------------
+    def _save(self, run: EvalRun) -> None:
+        folder = self.root / run.id
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "run.json.tmp"
+        tmp.write_text(json.dumps(dataclasses.asdict(run), indent=2, ensure_ascii=False) + "\n")
+        tmp.replace(folder / "run.json")
+
+    def _read(self, run_id: str) -> EvalRun | None:
+        try:
+            raw = json.loads((self.root / run_id / "run.json").read_text(encoding="utf-8"))
+            fields = {f.name for f in dataclasses.fields(EvalRun)}
+            return EvalRun(**{k: v for k, v in raw.items() if k in fields})
+        except (OSError, ValueError, TypeError):
+            return None  # not a run, or one written by hand
+
+    def _report(self, run: EvalRun) -> dict[str, Any] | None:
+        if run.status != "done":
+            return None
+        try:
+            data: dict[str, Any] = json.loads((self.root / run.id / "report.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The figures a list of runs shows: the set, and the main metrics per configuration."""
+    ds = data.get("dataset", {})
+    return {
+        "dataset": ds.get("name"),
+        "queries": ds.get("queries"),
+        "documents": ds.get("documents"),
+        "baseline": data.get("baseline"),
+        "configs": {
+            label: {k: row[k] for k in _SHOWN if k in row}
+            for label, row in data.get("configs", {}).items()
+        },
+    }
+
+
+class _IngestProgress:
+    """The corpus being indexed (files: a JSONL corpus is one)."""
+
+    def __init__(self, runs: EvalRuns) -> None:
+        self._runs = runs
+        self._done = self._total = 0
+
+    def start(self, total: int) -> None:
+        self._done, self._total = 0, total
+        self._runs.set_progress({"stage": "index", "done": 0, "total": total})
+
+    def advance(self, result: FileResult) -> None:
+        self._done += 1
+        self._runs.set_progress({"stage": "index", "done": self._done, "total": self._total})
+
+
+class _QueryProgress:
+    """Queries ranked, per configuration."""
+
+    def __init__(self, runs: EvalRuns) -> None:
+        self._runs = runs
+        self._label, self._done, self._total = "", 0, 0
+
+    def start(self, label: str, total: int) -> None:
+        self._label, self._done, self._total = label, 0, total
+        self._runs.set_progress({"stage": label, "done": 0, "total": total})
+
+    def advance(self) -> None:
+        self._done += 1
+        progress = {"stage": self._label, "done": self._done, "total": self._total}
+        self._runs.set_progress(progress)
