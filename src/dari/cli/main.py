@@ -19,6 +19,8 @@ from rich.console import Console
 from dari.app import Dari
 from dari.cli import render
 from dari.cli.cache import cache_app
+from dari.cli.eval_answers import eval_answers
+from dari.cli.eval_runs import eval_compare, eval_judge, eval_judge_pair
 from dari.cli.feedback import feedback_app
 from dari.cli.guard import guard_app
 from dari.cli.prompt import prompt_app
@@ -42,6 +44,10 @@ rerank_app = typer.Typer(no_args_is_help=True, help="Learned reranker.")
 app.add_typer(models_app, name="models")
 app.add_typer(collections_app, name="collections")
 app.add_typer(eval_app, name="eval")
+eval_app.command("answers")(eval_answers)
+eval_app.command("compare")(eval_compare)
+eval_app.command("judge")(eval_judge)
+eval_app.command("judge-pair")(eval_judge_pair)
 app.add_typer(rerank_app, name="rerank")
 app.add_typer(guard_app, name="guard")
 app.add_typer(cache_app, name="cache")
