@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from dari.app import Dari
@@ -54,3 +62,65 @@ def make_key() -> KeyMaker:
         return key, {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+@contextmanager
+def serving(app: object) -> Iterator[str]:
+    """`app` under uvicorn on a free loopback port, in a thread; yields its base URL once
+    /healthz answers (polled, bounded), and stops it after."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(client: TestClient) -> Iterator[str]:
+    """The test app under a real uvicorn server on loopback."""
+    with serving(client.app) as url:
+        yield url
+
+
+CHROMIUM = shutil.which("chromium")  # Debian's; `playwright install` is never used
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).with_name("artifacts")
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs the distribution's chromium on PATH (apt-get install chromium); "
+    "`playwright install` is not used",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless chromium per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -8,81 +8,28 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from tests.server.conftest import ARTIFACTS, NEEDS_CHROMIUM
 
 from dari.app import Dari
 from dari.testing import FakeGenerator
 
-CHROMIUM = shutil.which("chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).with_name("artifacts")
 PARKING = b"# Parking\n\nStaff park in lot B behind the warehouse, from 7 am.\n"
 QUESTION = "When does the office open?"
 COMPLAINT = "It also closes at 6 pm, say so."
 
 pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="needs the distribution's chromium on PATH (apt-get install chromium); "
-        "`playwright install` is not used",
-    ),
+    NEEDS_CHROMIUM,
     pytest.mark.slow,  # about 10 s with the browser's start
 ]
 
 KeyMaker = Callable[..., Any]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def server(client: TestClient) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port; polls /healthz until it answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while not _healthy(url):
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield url
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 PROBLEMS: list[str] = []

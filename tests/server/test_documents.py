@@ -3,17 +3,14 @@ limits with nothing half-written, listings under the key's ACL tags, delete and 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
+from tests.server.conftest import serving
 
 from dari.app import Dari
 from dari.server.app import create_app
@@ -311,23 +308,8 @@ def test_a_key_for_one_collection_cannot_touch_another(client: TestClient, make_
 @pytest.fixture
 def live(small_client: TestClient) -> Iterator[str]:
     """The app with a ~1 KB upload limit under uvicorn on a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(small_client.app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(small_client.app) as url:
+        yield url
 
 
 def test_uploads_stream_through_a_real_server(

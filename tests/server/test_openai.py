@@ -4,15 +4,10 @@ against a real uvicorn server on loopback."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from dari.testing import FakeGenerator
@@ -74,29 +69,6 @@ def test_embeddings(make_key: KeyMaker, client: TestClient):
     data = r.json()["data"]
     assert len(data) == 2 and len(data[0]["embedding"]) == 64
     assert client.post("/v1/embeddings", json={"input": []}, headers=headers).status_code == 400
-
-
-@pytest.fixture
-def server(client: TestClient) -> Iterator[str]:
-    """The same app under uvicorn on a free loopback port; polls /healthz until it answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    srv.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_the_official_openai_client(
