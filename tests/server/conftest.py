@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -124,3 +125,22 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def fits(page: Any) -> bool:
+    """The page does not scroll sideways (phone widths)."""
+    return bool(
+        page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+    )
+
+
+def screenshot(page: Any, name: str) -> None:
+    """A test artefact in tests/server/artifacts (and in $PYTEST_ARTIFACTS when set)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+    if os.environ.get("PYTEST_ARTIFACTS"):
+        extra = Path(os.environ["PYTEST_ARTIFACTS"])
+        extra.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / name, extra / name)

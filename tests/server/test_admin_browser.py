@@ -6,8 +6,6 @@ and opens its report; a user's key is told the page needs an admin key."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
-from tests.server.conftest import ARTIFACTS, NEEDS_CHROMIUM
+from tests.server.conftest import NEEDS_CHROMIUM, fits, screenshot
 
 from dari.app import Dari
 from dari.testing import FakeGenerator
@@ -129,7 +127,7 @@ def test_an_operator_manages_documents_and_reads_traces_feedback_and_evals(
     parking = page.locator("#documents tbody tr", has_text="parking.md")
     expect(parking).to_have_count(1)
     expect(parking).to_contain_text("Parking")
-    _screenshot(page, "admin-upload.png")
+    screenshot(page, "admin-upload.png")
     page.once("dialog", lambda dialog: dialog.accept())
     parking.locator("button").click()
     expect(page.locator("#status")).to_have_text("Removed: parking.md")
@@ -160,7 +158,7 @@ def test_an_operator_manages_documents_and_reads_traces_feedback_and_evals(
     expect(verdicts.filter(has_text="injection").first).to_contain_text("allow")
     expect(verdicts.filter(has_text="pii_leak")).to_have_count(1)
     expect(page.locator("#tr-sources li")).to_contain_text(["[1] office"])
-    _screenshot(page, "admin-trace.png")
+    screenshot(page, "admin-trace.png")
 
     # Feedback: the figures and the entry made through the API.
     page.locator("#tabs button[data-tab=feedback]").click()
@@ -193,7 +191,7 @@ def test_an_operator_manages_documents_and_reads_traces_feedback_and_evals(
     report.wait_for_load_state()
     expect(report.locator("h1")).to_have_text("Retrieval eval: mini-beir")
     expect(report.locator("svg")).to_have_count(3)
-    _screenshot(report, "admin-eval-report.png")
+    screenshot(report, "admin-eval-report.png")
     report.close()
 
     page.locator("#tabs button[data-tab=cache]").click()
@@ -221,7 +219,7 @@ def test_a_user_key_is_told_the_page_needs_an_admin_key(
     expect(page.locator("#tab-collections")).to_be_hidden()
     expect(page.locator("#keybox")).to_be_visible()  # to enter another key
     expect(page.locator("#status")).to_be_hidden()
-    _screenshot(page, "admin-needs-admin-key.png")
+    screenshot(page, "admin-needs-admin-key.png")
 
 
 def test_a_phone_in_korean_without_horizontal_scroll(
@@ -243,26 +241,9 @@ def test_a_phone_in_korean_without_horizontal_scroll(
     page.locator("#keybox button").click()
     page.locator("#collections button.link", has_text="docs").click()
     expect(page.locator("#documents tbody tr")).to_have_count(4)
-    assert _fits(page), "the documents scroll the page sideways at 375 px"
+    assert fits(page), "the documents scroll the page sideways at 375 px"
     page.locator("#tabs button[data-tab=traces]").click()
     page.locator("#traces button.link").click()
     expect(page.locator("#tr-timings .step")).not_to_have_count(0)
-    assert _fits(page), "the trace scrolls the page sideways at 375 px"
-    _screenshot(page, "admin-375px-ko.png")
-
-
-def _fits(page: Page) -> bool:
-    return bool(
-        page.evaluate(
-            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-        )
-    )
-
-
-def _screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / name, full_page=True)
-    if os.environ.get("PYTEST_ARTIFACTS"):
-        extra = Path(os.environ["PYTEST_ARTIFACTS"])
-        extra.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / name, extra / name)
+    assert fits(page), "the trace scrolls the page sideways at 375 px"
+    screenshot(page, "admin-375px-ko.png")

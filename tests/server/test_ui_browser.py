@@ -3,18 +3,15 @@ against the app under uvicorn on loopback, with the fake LLM's answers enqueued.
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
-from tests.server.conftest import ARTIFACTS, NEEDS_CHROMIUM
+from tests.server.conftest import NEEDS_CHROMIUM, fits, screenshot
 
 from dari.app import Dari
 from dari.testing import FakeGenerator
@@ -142,7 +139,7 @@ def test_ask_read_the_source_and_give_feedback(
     expect(page.locator("#send")).to_have_text("보내기")
     expect(blocked.locator(".explain")).to_contain_text("안전 점검에서 차단되었습니다")
     expect(page.locator("#lang")).to_have_text("English")
-    _screenshot(page, "chat-desktop.png")
+    screenshot(page, "chat-desktop.png")
 
 
 def _kinds(dari: Dari) -> list[str]:
@@ -205,25 +202,8 @@ def test_a_phone_in_korean_without_horizontal_scroll(
     _ask(page, "연차 휴가는 며칠인가요?")
     bot = page.locator(".msg.bot").last
     expect(bot.locator(".actions button.up")).to_be_visible()
-    assert _fits(page), "the page scrolls sideways at 375 px"
+    assert fits(page), "the page scrolls sideways at 375 px"
     bot.locator(".sources button.cite").first.click()
     expect(page.locator("#source")).to_be_visible()
-    assert _fits(page), "the source panel scrolls sideways at 375 px"
-    _screenshot(page, "chat-375px-ko.png")
-
-
-def _fits(page: Page) -> bool:
-    return bool(
-        page.evaluate(
-            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-        )
-    )
-
-
-def _screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / name, full_page=True)
-    if os.environ.get("PYTEST_ARTIFACTS"):
-        extra = Path(os.environ["PYTEST_ARTIFACTS"])
-        extra.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / name, extra / name)
+    assert fits(page), "the source panel scrolls sideways at 375 px"
+    screenshot(page, "chat-375px-ko.png")
