@@ -4,8 +4,6 @@ the cache's safety on any labelled pair set, with the settings in force."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from dari.cache.key import normalise
 from dari.cache.meaning import MeaningParser
 from dari.config import CacheSettings
 from dari.errors import InputError
+from dari.jsonl import check_target, write_jsonl
 
 LABELS = ("label", "binary_label", "is_paraphrase")  # 1 = same meaning, if the file says
 
@@ -81,8 +80,7 @@ def check_pairs(
     progress: Callable[[int], None] | None = None,
 ) -> PairReport:
     """Judge every pair as the cache would; writes one JSON line per usable input line."""
-    if output.exists() and not force:
-        raise InputError(f"{output} exists", "choose another --output, or add --force")
+    check_target(output, force)
     report = PairReport()
     rows = read_pairs(source, report)
     texts = sorted({r[k] for _, r in rows for k in ("sentence1", "sentence2")})
@@ -102,7 +100,7 @@ def check_pairs(
         out.append(
             row | {"line": n, "would_hit": not why, "similarity": round(sim, 4), "refused_by": why}
         )
-    _write(output, out)
+    write_jsonl(output, out, force)
     return report
 
 
@@ -115,17 +113,3 @@ def _count(report: PairReport, row: dict[str, Any], why: str) -> None:
     if label is not None and str(label) in {"0", "1", "True", "False", "true", "false"}:
         same = str(label) in {"1", "True", "true"}
         report.labelled["same" if same else "different"].append(not why)
-
-
-def _write(output: Path, rows: list[dict[str, Any]]) -> None:
-    """All or nothing: a temporary file beside the output, renamed when complete."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
