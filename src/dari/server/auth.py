@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from dari.app import Dari
 from dari.errors import AccessError, UnknownCollection
 from dari.server.keys import ApiKey, Role
 
 LOCAL = ApiKey("local", "local (server.auth = false)", Role.ADMIN, ("*",), None, 0.0)
+
+
+def dari_of(request: Request) -> Dari:
+    """The app's one `Dari`, shared by every request."""
+    dari: Dari = request.app.state.dari
+    return dari
 
 
 def caller(request: Request) -> ApiKey:

@@ -20,7 +20,7 @@ from dari.prompts.parts import PromptVersion
 from dari.prompts.registry import PromptRegistry
 from dari.prompts.split import Split
 from dari.server import documents, uploads
-from dari.server.auth import admin, caller, check_collection
+from dari.server.auth import admin, caller, check_collection, dari_of
 from dari.server.keys import ApiKey
 from dari.types import FileStatus, IngestReport
 
@@ -47,11 +47,6 @@ class SplitIn(_Body):
     clear: bool = False
 
 
-def _dari(request: Request) -> Dari:
-    dari: Dari = request.app.state.dari
-    return dari
-
-
 async def _write(request: Request, work: Callable[[], T]) -> T:
     """Run `work` in a worker thread, one write to the indexes at a time (uploads, deletes and
     re-ingests share a collection's BM25 writer). The lock is made on first use; this runs on
@@ -71,7 +66,7 @@ async def _write(request: Request, work: Callable[[], T]) -> T:
 @router.post("/api/collections", tags=["collections"], status_code=201)
 async def create_collection(body: CollectionIn, request: Request, key: Admin) -> dict[str, Any]:
     """An empty collection, embedded with the configured embedder (409 if it exists)."""
-    info = await _write(request, lambda: documents.create_collection(_dari(request), body.name))
+    info = await _write(request, lambda: documents.create_collection(dari_of(request), body.name))
     return dataclasses.asdict(info)
 
 
@@ -99,7 +94,7 @@ async def upload_documents(name: str, request: Request, key: Admin) -> dict[str,
     earlier upload of the same name had). A `<file>.meta.json` part is that file's sidecar.
     Each file is streamed to disk and stopped at server.max_upload_mb (413, nothing kept). The
     report lists each file: added, updated, unchanged or failed (with reason and hint)."""
-    dari = _dari(request)
+    dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     limit = int(request.app.state.settings.server.max_upload_mb * 2**20)
     staging = uploads.staging_folder(dari.home / "uploads")
@@ -128,7 +123,7 @@ def list_documents(
 ) -> list[dict[str, Any]]:
     """The collection's documents this key may read (its ACL tags), by path: title, format,
     ACL tags, metadata, chunk count; `name` is set for uploaded files."""
-    dari = _dari(request)
+    dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     return documents.list_documents(dari, name, key.acl, limit, offset)
 
@@ -137,7 +132,7 @@ def list_documents(
 async def delete_document(name: str, doc_path: str, request: Request, key: Admin) -> dict[str, Any]:
     """Remove a file's documents (by upload name, or by the path the listing shows): from the
     indexes, from disk if it was uploaded, and the cached answers that cite it."""
-    dari = _dari(request)
+    dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     result = await _write(request, lambda: documents.remove(dari, name, doc_path))
     return {"removed": result.path, "documents": result.documents}
@@ -146,7 +141,7 @@ async def delete_document(name: str, doc_path: str, request: Request, key: Admin
 @router.post("/api/collections/{name}/reingest", tags=["documents"])
 async def reingest(name: str, request: Request, key: Admin) -> dict[str, Any]:
     """Ingest the collection's uploaded files again (incremental: only changed files)."""
-    dari = _dari(request)
+    dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     return _report(dari, await _write(request, lambda: documents.reingest(dari, name)))
 
@@ -178,14 +173,14 @@ def cache_entries(
 ) -> list[dict[str, Any]]:
     """Entries with their provenance (question, trace, citations), most recently used first;
     or the entries made from one trace."""
-    store = _dari(request).cache.store
+    store = dari_of(request).cache.store
     entries = store.by_trace(trace) if trace else store.entries(collection, limit)
     return [dataclasses.asdict(e) for e in entries]
 
 
 @router.get("/api/cache/entries/{entry_id}", tags=["cache"])
 def cache_entry(entry_id: str, request: Request, key: Admin) -> dict[str, Any]:
-    found = _dari(request).cache.store.get(entry_id)
+    found = dari_of(request).cache.store.get(entry_id)
     if found is None:
         raise NotFound(f"no cache entry '{entry_id}'", "list them: GET /api/cache/entries")
     return dataclasses.asdict(found)
@@ -193,7 +188,7 @@ def cache_entry(entry_id: str, request: Request, key: Admin) -> dict[str, Any]:
 
 @router.delete("/api/cache/entries/{entry_id}", tags=["cache"])
 def delete_cache_entry(entry_id: str, request: Request, key: Admin) -> dict[str, int]:
-    store = _dari(request).cache.store
+    store = dari_of(request).cache.store
     if store.get(entry_id) is None:
         raise NotFound(f"no cache entry '{entry_id}'", "list them: GET /api/cache/entries")
     return {"removed": store.delete([entry_id])}
@@ -205,7 +200,7 @@ def clear_cache(
 ) -> dict[str, int]:
     """Remove entries: all, one collection's, the expired ones, or the stale ones (citing chunks
     that re-ingest changed or removed)."""
-    dari = _dari(request)
+    dari = dari_of(request)
     if expired and stale:
         raise InputError("give expired or stale, not both", "e.g. DELETE /api/cache?expired=true")
     if stale:
@@ -218,7 +213,7 @@ def clear_cache(
 @router.get("/api/prompts", tags=["prompts"])
 def prompts(request: Request, key: Caller) -> dict[str, Any]:
     """Every version (built in or stored), the default and the A/B split, as `dari prompt list`."""
-    registry = _dari(request).prompts
+    registry = dari_of(request).prompts
     split = registry.split()
     try:
         default = registry.default()[0].ref
@@ -234,7 +229,7 @@ def prompts(request: Request, key: Caller) -> dict[str, Any]:
 @router.get("/api/prompts/{ref}", tags=["prompts"])
 def prompt(ref: str, request: Request, key: Caller, lang: str | None = None) -> dict[str, Any]:
     """A version's parts per language: role, directive, output format, demonstrations…"""
-    version = _version(_dari(request).prompts, ref)
+    version = _version(dari_of(request).prompts, ref)
     langs = [lang] if lang else list(version.langs)
     missing = [code for code in langs if code not in version.parts]
     if missing:
@@ -247,7 +242,7 @@ def prompt(ref: str, request: Request, key: Caller, lang: str | None = None) -> 
 @router.post("/api/prompts/default", tags=["prompts"])
 def set_default(body: DefaultIn, request: Request, key: Admin) -> dict[str, Any]:
     """Make a version the default over the llm.prompt setting (null: back to the setting)."""
-    registry = _dari(request).prompts
+    registry = dari_of(request).prompts
     if body.ref is not None:
         _version(registry, body.ref)
     registry.set_default(body.ref)
@@ -260,7 +255,7 @@ def set_split(body: SplitIn, request: Request, key: Admin) -> dict[str, Any]:
     """Answer with several versions by whole-percent shares summing to 100; or end the split."""
     if (body.arms is None) == (not body.clear):
         raise InputError("give arms or clear, not both", 'e.g. {"arms": {"a@1": 90, "b@1": 10}}')
-    registry = _dari(request).prompts
+    registry = dari_of(request).prompts
     if body.clear:
         registry.clear_split()
     else:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import queue
 import shutil
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,7 +14,8 @@ from fastapi.responses import StreamingResponse
 
 from dari.app import Dari
 from dari.errors import DariError, UnknownTrace
-from dari.server.auth import admin, caller, check_collection
+from dari.server.answering import Emit, in_thread, record
+from dari.server.auth import admin, caller, check_collection, dari_of
 from dari.server.keys import ApiKey
 from dari.server.schemas import FeedbackIn, QueryIn, answer_body
 from dari.types import Answer
@@ -24,11 +23,6 @@ from dari.types import Answer
 router = APIRouter()
 Caller = Annotated[ApiKey, Depends(caller)]
 Admin = Annotated[ApiKey, Depends(admin)]
-
-
-def _dari(request: Request) -> Dari:
-    dari: Dari = request.app.state.dari
-    return dari
 
 
 @router.get("/healthz", tags=["operations"])
@@ -40,7 +34,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["operations"])
 def readyz(request: Request, response: Response) -> dict[str, Any]:
     """The store answers and the configured model is there: ready for questions."""
-    dari = _dari(request)
+    dari = dari_of(request)
     try:
         names = dari.store.collection_names()
     except DariError as exc:
@@ -64,7 +58,7 @@ def metrics(request: Request, key: Admin) -> Response:
 @router.get("/api/collections", tags=["collections"])
 def collections(request: Request, key: Caller) -> list[dict[str, Any]]:
     """The collections this key may use, with their sizes."""
-    dari = _dari(request)
+    dari = dari_of(request)
     out = []
     for name in dari.store.collection_names():
         if key.may_use(name):
@@ -83,7 +77,7 @@ def collections(request: Request, key: Caller) -> list[dict[str, Any]]:
 
 @router.delete("/api/collections/{name}", tags=["collections"])
 def delete_collection(name: str, request: Request, key: Admin) -> dict[str, str]:
-    dari = _dari(request)
+    dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     dari.delete_collection(name)
     shutil.rmtree(dari.home / "uploads" / name, ignore_errors=True)  # its uploaded files
@@ -91,7 +85,7 @@ def delete_collection(name: str, request: Request, key: Admin) -> dict[str, str]
 
 
 def _ask(request: Request, key: ApiKey, body: QueryIn, on_token: Any = None) -> Answer:
-    dari = _dari(request)
+    dari = dari_of(request)
     check_collection(key, body.collection, dari.store.collection_names())
     started = time.time_ns()
     answer = dari.ask(
@@ -105,8 +99,7 @@ def _ask(request: Request, key: ApiKey, body: QueryIn, on_token: Any = None) -> 
         prompt_key=body.session or key.id,
         caller=key.id,
     )
-    request.app.state.metrics.observe(answer)
-    request.app.state.telemetry.record(answer, request, started)
+    record(request, answer, started)
     return answer
 
 
@@ -120,48 +113,25 @@ def query(body: QueryIn, request: Request, key: Caller) -> dict[str, Any]:
 def query_stream(body: QueryIn, request: Request, key: Caller) -> StreamingResponse:
     """The same, as server-sent events: `token` events with text as it is generated (after
     the guards' sentence gate), then one `answer` event with the whole answer, or `error`."""
-    _dari(request)  # fail before streaming starts for unknown collections and bad keys
-    check_collection(key, body.collection, _dari(request).store.collection_names())
+    # unknown collections and keys without access fail here, before the stream starts
+    check_collection(key, body.collection, dari_of(request).store.collection_names())
     return StreamingResponse(
         _events(lambda emit: answer_body(_ask(request, key, body, emit))),
         media_type="text/event-stream",
     )
 
 
-def _events(run: Any) -> Iterator[str]:
-    """Run `run(emit)` in a thread and turn what it emits into server-sent events."""
-    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def work() -> None:
-        try:
-            pieces.put(("answer", run(lambda text: pieces.put(("token", text)))))
-        except DariError as exc:
-            pieces.put(
-                (
-                    "error",
-                    {
-                        "type": type(exc).__name__,
-                        "message": exc.message,
-                        "hint": exc.hint,
-                        "code": exc.http_status,
-                    },
-                )
-            )
-        except Exception as exc:
-            pieces.put(("error", {"type": "error", "message": str(exc), "code": 500}))
-
-    threading.Thread(target=work, daemon=True).start()
-    while True:
-        event, data = pieces.get()
+def _events(run: Callable[[Emit], Any]) -> Iterator[str]:
+    """The pipeline's tokens and its answer (or error) as server-sent events."""
+    for kind, data in in_thread(run):
+        event = "answer" if kind == "done" else kind
         yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-        if event != "token":
-            return
 
 
 @router.post("/api/feedback", tags=["feedback"])
 def feedback(body: FeedbackIn, request: Request, key: Caller) -> dict[str, Any]:
     """Feedback on an answer this key received (an approval needs an admin key)."""
-    dari = _dari(request)
+    dari = dari_of(request)
     _own_trace(dari, key, body.trace_id)
     if body.approve and not key.admin:
         from dari.errors import AccessError
@@ -187,7 +157,7 @@ def _own_trace(dari: Dari, key: ApiKey, trace_id: str) -> dict[str, Any]:
 @router.get("/api/traces/{trace_id}", tags=["traces"])
 def trace(trace_id: str, request: Request, key: Caller) -> dict[str, Any]:
     """One trace: retrieval, timings, guard verdicts, cache, prompt version, tokens."""
-    return _own_trace(_dari(request), key, trace_id)
+    return _own_trace(dari_of(request), key, trace_id)
 
 
 @router.get("/api/traces", tags=["traces"])
@@ -207,13 +177,13 @@ def traces(
         sql, args = sql + " AND json_extract(body, '$.outcome') = ?", [*args, outcome]
     if not key.admin:
         sql, args = sql + " AND json_extract(body, '$.caller') = ?", [*args, key.id]
-    rows = _dari(request).store.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
+    rows = dari_of(request).store.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
     return [json.loads(str(r[0])) | {"created_at": r[1]} for r in rows]
 
 
 @router.get("/api/cache/stats", tags=["cache"])
 def cache_stats(request: Request, key: Admin) -> dict[str, Any]:
-    store = _dari(request).cache.store
+    store = dari_of(request).cache.store
     return {
         "counters": store.counters(),
         "bytes": store.size_bytes(),

@@ -5,18 +5,17 @@ the response; streamed: on the last chunk before [DONE])."""
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dari.errors import DariError, InputError
-from dari.server.auth import caller, check_collection
+from dari.errors import InputError
+from dari.server.answering import Emit, in_thread, record
+from dari.server.auth import caller, check_collection, dari_of
 from dari.server.keys import ApiKey
 from dari.server.schemas import answer_body
 from dari.types import Answer
@@ -49,7 +48,7 @@ class EmbeddingsIn(BaseModel):
 @router.get("/models")
 def models(request: Request, key: Caller) -> dict[str, Any]:
     """The collections this key may ask, as models."""
-    names = [n for n in request.app.state.dari.store.collection_names() if key.may_use(n)]
+    names = [n for n in dari_of(request).store.collection_names() if key.may_use(n)]
     return {
         "object": "list",
         "data": [{"id": n, "object": "model", "created": 0, "owned_by": "dari"} for n in names],
@@ -59,7 +58,7 @@ def models(request: Request, key: Caller) -> dict[str, Any]:
 @router.post("/chat/completions", response_model=None)
 def chat(body: ChatIn, request: Request, key: Caller) -> dict[str, Any] | StreamingResponse:
     """A grounded answer to the last user message, earlier turns as the conversation."""
-    dari = request.app.state.dari
+    dari = dari_of(request)
     check_collection(key, body.model, dari.store.collection_names())
     question, history = _conversation(body.messages)
     created = int(time.time())
@@ -75,8 +74,7 @@ def chat(body: ChatIn, request: Request, key: Caller) -> dict[str, Any] | Stream
             prompt_key=body.user or key.id,
             caller=key.id,
         )
-        request.app.state.metrics.observe(answer)
-        request.app.state.telemetry.record(answer, request, started)
+        record(request, answer, started)
         return answer
 
     if body.stream:
@@ -125,37 +123,13 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def _chunks(ask: Any, model: str, created: int) -> Iterator[str]:
+def _chunks(ask: Callable[[Emit], Answer], model: str, created: int) -> Iterator[str]:
     """OpenAI chat.completion.chunk events from the pipeline's tokens, run in a thread."""
-    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def work() -> None:
-        try:
-            pieces.put(("done", ask(lambda text: pieces.put(("token", text)))))
-        except DariError as exc:
-            pieces.put(
-                (
-                    "error",
-                    {
-                        "error": {
-                            "type": type(exc).__name__,
-                            "message": exc.message,
-                            "hint": exc.hint,
-                            "code": exc.http_status,
-                        }
-                    },
-                )
-            )
-        except Exception as exc:
-            pieces.put(("error", {"error": {"type": "error", "message": str(exc), "code": 500}}))
-
-    threading.Thread(target=work, daemon=True).start()
     cid = f"chatcmpl-{created}"
     first = True
-    while True:
-        kind, data = pieces.get()
+    for kind, data in in_thread(ask):
         if kind == "error":
-            yield f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+            yield f"data: {json.dumps({'error': data}, ensure_ascii=False)}\n\n"
             return
         if kind == "token":
             delta = {"role": "assistant", "content": data} if first else {"content": data}
@@ -198,7 +172,7 @@ def embeddings(body: EmbeddingsIn, request: Request, key: Caller) -> dict[str, A
         raise InputError(
             f"input must be 1 to {MAX_EMBED_INPUTS} non-empty texts", "split the request"
         )
-    dari = request.app.state.dari
+    dari = dari_of(request)
     vecs = dari.embedder.embed_passages(texts)
     tokens = sum(len(t.split()) for t in texts)
     return {

@@ -11,11 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dari.app import Dari
 from dari.errors import AccessError, InputError
 from dari.eval.retrieval import DEFAULT_CONFIGS
 from dari.feedback.report import TOP_DISLIKED, report
-from dari.server.auth import admin
+from dari.server.auth import admin, dari_of
 from dari.server.evalruns import EvalRequest, EvalRuns
 from dari.server.keys import ApiKey
 
@@ -44,11 +43,6 @@ class EvalIn(BaseModel):
     limit: int | None = Field(None, ge=1, description="Only the first N queries.")
 
 
-def _dari(request: Request) -> Dari:
-    dari: Dari = request.app.state.dari
-    return dari
-
-
 async def _runs(request: Request) -> EvalRuns:
     """The app's eval runs, made on first use (on the event loop's one thread: never twice)."""
     state = request.app.state
@@ -72,7 +66,7 @@ def feedback_entries(
 ) -> list[dict[str, Any]]:
     """Recorded feedback, newest first, with the question it is about (redacted, as the trace
     keeps it); optionally of one collection or one trace."""
-    dari = _dari(request)
+    dari = dari_of(request)
     items = dari.feedback_store.entries(collection, trace, limit)
     ids = sorted({item.trace_id for item in items})
     marks = ",".join("?" * len(ids))
@@ -99,7 +93,7 @@ def feedback_report(
 ) -> dict[str, object]:
     """Feedback rate, likes per collection and prompt version, the most disliked questions and
     the implicit signals: the figures of `dari feedback report --json`."""
-    return report(_dari(request).feedback_store, collection, top).to_dict()
+    return report(dari_of(request).feedback_store, collection, top).to_dict()
 
 
 # -- eval runs ------------------------------------------------------------------------------------
