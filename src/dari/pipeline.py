@@ -61,6 +61,7 @@ class _Run:
     logged_query: str = ""  # what the trace keeps: the question with personal data redacted
     prompt_data: str = ""  # the last user message the model saw (sources + question)
     cache: tuple[CacheRequest, CacheUse] | None = None  # the cache missed: store the answer?
+    served: CacheUse | None = None  # the cache answered: from which entry
     follow_up: bool = False
     caller: str = ""  # the API key id that asked, if any
 
@@ -316,6 +317,7 @@ class Pipeline:
             completion_tokens=run.completion_tokens,
             invalid_citations=run.invalid,
             verdicts=tuple(run.verdicts),
+            cache=run.served,
             caller=run.caller,
         )
         answer = Answer(text=text, citations=citations, outcome=outcome, trace=trace)
@@ -352,24 +354,8 @@ class Pipeline:
         if on_token:
             on_token(entry.answer)
         run.logged_query = redact(run.question, find_pii(run.question))
-        run.timings["total"] = (time.perf_counter() - run.started) * 1000
-        trace = Trace(
-            id=uuid.uuid4().hex,
-            query=run.logged_query,
-            collection=self.collection,
-            outcome=Outcome.ANSWERED,
-            hits=(),
-            timings_ms=run.timings,
-            model=self._model_name,
-            prompt_version=run.template.version,
-            params=self._params,
-            verdicts=tuple(run.verdicts),
-            cache=use,
-            caller=run.caller,
-        )
-        citations = citations_of(entry)
-        self._save(trace, run, entry.answer, citations)
-        return Answer(text=entry.answer, citations=citations, outcome=Outcome.ANSWERED, trace=trace)
+        run.served = use
+        return self._finish(run, entry.answer, Outcome.ANSWERED, citations_of(entry))
 
 
 _SCHEMA_ASK = {
