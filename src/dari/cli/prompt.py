@@ -21,7 +21,7 @@ from dari.config import load_settings
 from dari.errors import ConfigError, InputError
 from dari.prompts.files import to_toml
 from dari.prompts.parts import PromptVersion
-from dari.prompts.registry import PromptRegistry
+from dari.prompts.registry import PromptRegistry, describe
 from dari.prompts.split import Split
 from dari.prompts.text import diff as parts_diff
 from dari.prompts.text import parts_text
@@ -48,16 +48,7 @@ def _when(created: float | None) -> str:
 
 
 def _row(v: PromptVersion, default: str, split: Split | None) -> dict[str, Any]:
-    return {
-        "prompt": v.ref,
-        "source": v.source,
-        "languages": list(v.langs),
-        "created": _when(v.created),
-        "default": v.ref == default,
-        "share": split.share(v.ref) if split else None,
-        "based_on": v.based_on,
-        "description": v.description,
-    }
+    return describe(v, default, split) | {"created": _when(v.created)}
 
 
 @prompt_app.command("list")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 from dari.errors import ConfigError, InputError
 from dari.generate.prompt import PromptTemplate
@@ -139,3 +140,18 @@ class PromptRegistry:
 
     def clear_split(self) -> None:
         self._stored.set_choice("split", None)
+
+
+def describe(v: PromptVersion, default: str = "", split: Split | None = None) -> dict[str, Any]:
+    """A version as `dari prompt list --json` and GET /api/prompts list it (`created`: Unix
+    time, None for built-ins)."""
+    return {
+        "prompt": v.ref,
+        "source": v.source,
+        "languages": list(v.langs),
+        "created": v.created,
+        "default": v.ref == default,
+        "share": split.share(v.ref) if split else None,
+        "based_on": v.based_on,
+        "description": v.description,
+    }

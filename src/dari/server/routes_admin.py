@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dari.app import Dari
 from dari.errors import ConfigError, InputError, NotFound
 from dari.prompts.parts import PromptVersion
-from dari.prompts.registry import PromptRegistry
-from dari.prompts.split import Split
+from dari.prompts.registry import PromptRegistry, describe
 from dari.server import documents, uploads
 from dari.server.auth import admin, caller, check_collection, dari_of
 from dari.server.keys import ApiKey
@@ -222,7 +221,7 @@ def prompts(request: Request, key: Caller) -> dict[str, Any]:
     return {
         "default": default,
         "split": dict(split.arms) if split else {},
-        "versions": [_row(v, default, split) for v in registry.versions()],
+        "versions": [describe(v, default, split) for v in registry.versions()],
     }
 
 
@@ -234,7 +233,7 @@ def prompt(ref: str, request: Request, key: Caller, lang: str | None = None) -> 
     missing = [code for code in langs if code not in version.parts]
     if missing:
         raise NotFound(f"{version.ref} has no '{missing[0]}' parts", f"it has {version.langs}")
-    row = _row(version, "", None)
+    row = describe(version, "", None)
     del row["default"], row["share"]
     return row | {"parts": {c: dataclasses.asdict(version.parts[c]) for c in langs}}
 
@@ -273,17 +272,3 @@ def _version(registry: PromptRegistry, ref: str) -> PromptVersion:
         return registry.get(ref)
     except ConfigError as exc:
         raise NotFound(exc.message, "GET /api/prompts lists them") from exc
-
-
-def _row(v: PromptVersion, default: str, split: Split | None) -> dict[str, Any]:
-    """A version as `dari prompt list --json` shows it (created as a Unix time here)."""
-    return {
-        "prompt": v.ref,
-        "source": v.source,
-        "languages": list(v.langs),
-        "created": v.created,
-        "default": v.ref == default,
-        "share": split.share(v.ref) if split else None,
-        "based_on": v.based_on,
-        "description": v.description,
-    }
