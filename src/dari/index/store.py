@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -380,16 +380,20 @@ class Store:
             )
         ]
 
+    def _rows_in(self, sql: str, ids: Sequence[str]) -> Iterator[Any]:
+        """Rows of `sql`, whose `{marks}` stands for the ids, asked 500 ids at a time (SQLite's
+        limit on parameters)."""
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            yield from self._db.execute(sql.format(marks=",".join("?" * len(part))), part)
+
     def cached_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for key, blob in self._db.execute(
-                f"SELECT key, vec FROM embeddings WHERE key IN ({marks})", part
-            ):
-                found[key] = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
-        return found
+        return {
+            key: np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+            for key, blob in self._rows_in(
+                "SELECT key, vec FROM embeddings WHERE key IN ({marks})", keys
+            )
+        }
 
     def put_embeddings(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         with self.transaction() as db:
@@ -422,35 +426,27 @@ class Store:
 
     def existing_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
         """Which of these chunks are still there (in a `ready` document)."""
-        found: set[str] = set()
-        for i in range(0, len(chunk_ids), 500):
-            part = list(chunk_ids[i : i + 500])
-            marks = ",".join("?" * len(part))
-            found.update(
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                    f"WHERE c.id IN ({marks}) AND d.status = 'ready'",
-                    part,
-                )
+        return {
+            r[0]
+            for r in self._rows_in(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                "WHERE c.id IN ({marks}) AND d.status = 'ready'",
+                chunk_ids,
             )
-        return found
+        }
 
     def source_rows(self, chunk_ids: Sequence[str]) -> dict[str, SourceRow]:
         """Chunk → parent section → document, for `ready` documents only."""
-        out: dict[str, SourceRow] = {}
-        for i in range(0, len(chunk_ids), 500):
-            part = list(chunk_ids[i : i + 500])
-            marks = ",".join("?" * len(part))
-            for row in self._db.execute(
-                f"""SELECT c.id, s.id, d.id, c.text, s.text, s.heading, s.page, d.source, d.title,
-                    s.flags FROM chunks c JOIN sections s ON s.id = c.section_id
-                    JOIN documents d ON d.id = c.doc_id
-                    WHERE c.id IN ({marks}) AND d.status = 'ready'""",
-                part,
-            ):
-                out[row[0]] = SourceRow(*row)
-        return out
+        return {
+            row[0]: SourceRow(*row)
+            for row in self._rows_in(
+                """SELECT c.id, s.id, d.id, c.text, s.text, s.heading, s.page, d.source, d.title,
+                s.flags FROM chunks c JOIN sections s ON s.id = c.section_id
+                JOIN documents d ON d.id = c.doc_id
+                WHERE c.id IN ({marks}) AND d.status = 'ready'""",
+                chunk_ids,
+            )
+        }
 
     def save_trace(
         self,
