@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -330,6 +331,14 @@ class Dari:
             embed_query=self.guards.embed_query,
         )
         return self.guards.chain(collection).run(stage, text, ctx)
+
+    def clear_cache(self, collection: str = "", expired: bool = False, stale: bool = False) -> int:
+        """Remove answer-cache entries: all (of one collection), the expired ones, or the stale
+        ones (citing chunks that re-ingest changed or removed). Returns how many went."""
+        if stale:
+            names = [collection] if collection else self.store.collection_names()
+            return sum(self.cache.invalidate(c) for c in names)
+        return self.cache.store.delete_where(collection, time.time() if expired else None)
 
     def delete_collection(self, collection: str) -> None:
         self.store.delete_collection(collection)

@@ -92,11 +92,7 @@ def clear(
     """Remove entries: all, one collection's, the expired ones or the stale ones."""
     dari = Dari(load_settings())
     try:
-        if stale:
-            names = [collection] if collection else dari.store.collection_names()
-            removed = sum(dari.cache.invalidate(c) for c in names)
-        else:
-            removed = dari.cache.store.delete_where(collection, time.time() if expired else None)
+        removed = dari.clear_cache(collection, expired, stale)
     finally:
         dari.close()
     if json_out:

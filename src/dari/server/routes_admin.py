@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -199,13 +198,9 @@ def clear_cache(
 ) -> dict[str, int]:
     """Remove entries: all, one collection's, the expired ones, or the stale ones (citing chunks
     that re-ingest changed or removed)."""
-    dari = dari_of(request)
     if expired and stale:
         raise InputError("give expired or stale, not both", "e.g. DELETE /api/cache?expired=true")
-    if stale:
-        names = [collection] if collection else dari.store.collection_names()
-        return {"removed": sum(dari.cache.invalidate(c) for c in names)}
-    return {"removed": dari.cache.store.delete_where(collection, time.time() if expired else None)}
+    return {"removed": dari_of(request).clear_cache(collection, expired, stale)}
 
 
 # -- prompt versions ------------------------------------------------------------------------------
