@@ -95,7 +95,7 @@ def list_feedback(
     with _feedback() as store:
         items = store.entries(collection, trace, limit)
     if json_out:
-        print(render.to_json([_item_json(i) for i in items]))
+        print(render.to_json([i.to_dict() for i in items]))
         return
     table = Table("#", "time", "trace", "collection", "kind", "rating", "comment / correction")
     for i in items:
@@ -153,14 +153,9 @@ def report_cmd(
     _report(Console(highlight=False), data)
 
 
-def _item_json(item: Feedback) -> dict[str, object]:
-    """A feedback value as JSON-ready data, with the two judgements a caller reacts to."""
-    return {**vars(item), "positive": item.positive, "negative": item.negative}
-
-
 def _recorded(item: Feedback, json_out: bool) -> None:
     if json_out:
-        print(render.to_json(_item_json(item)))
+        print(render.to_json(item.to_dict()))
         return
     Console(highlight=False).print(
         f"[green]ok[/] recorded {_label(item)} on trace {item.trace_id[:8]} "

@@ -98,6 +98,10 @@ class Feedback:
         low = self.rating is not None and self.rating <= 2
         return self.thumb == Thumb.DOWN or low or bool(self.correction)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready, with the two judgements a caller reacts to (CLI --json and the API)."""
+        return {**vars(self), "positive": self.positive, "negative": self.negative}
+
 
 @dataclass(frozen=True)
 class SourceRef:

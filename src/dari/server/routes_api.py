@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
@@ -143,7 +142,7 @@ def feedback(body: FeedbackIn, request: Request, key: Caller) -> dict[str, Any]:
         item = dari.feedback(
             body.trace_id, body.thumb, body.rating, body.comment, body.correction, body.approve
         )
-    return dataclasses.asdict(item) | {"positive": item.positive, "negative": item.negative}
+    return item.to_dict()
 
 
 def _own_trace(dari: Dari, key: ApiKey, trace_id: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,15 +72,7 @@ def feedback_entries(
     sql = f"SELECT id, json_extract(body, '$.query') FROM traces WHERE id IN ({marks})"
     rows = dari.store.rows(sql, ids) if ids else []
     questions = {str(trace_id): str(question or "") for trace_id, question in rows}
-    return [
-        dataclasses.asdict(item)
-        | {
-            "positive": item.positive,
-            "negative": item.negative,
-            "question": questions.get(item.trace_id, ""),
-        }
-        for item in items
-    ]
+    return [item.to_dict() | {"question": questions.get(item.trace_id, "")} for item in items]
 
 
 @router.get("/api/feedback/report", tags=["feedback"])
