@@ -8,16 +8,17 @@ import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dari.cache.answers import AnswerCache
 from dari.cache.hook import PipelineCache
 from dari.cache.meaning import MeaningParser
 from dari.cache.store import CacheStore
 from dari.config import RetrievalSettings, Settings
-from dari.errors import ConfigError, InputError
+from dari.errors import ConfigError, DariError, InputError
 from dari.feedback.store import Feedback, FeedbackStore
 from dari.generate import models
 from dari.guards.audit import AuditLog
@@ -44,6 +45,15 @@ from dari.types import Answer, GenerationParams, IngestReport, Stage
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model the LLM backend serves, and why: llm.model set explicitly (dari.toml,
+    DARI_LLM__MODEL, a --model flag) wins over `dari models use`, which wins over the default."""
+
+    model: str
+    source: Literal["setting", "models use", "default"]
+
+
 def check_collection_name(name: str) -> str:
     if not _NAME.match(name):
         raise InputError(
@@ -65,6 +75,7 @@ class Dari:
         self.analyzer = Analyzer()
         self._bm25: dict[str, TantivyIndex] = {}
         self._vectors: dict[str, tuple[int, NumpyVectorIndex]] = {}
+        self._served_names: dict[str, str] = {}
 
     # -- components, created on first use -------------------------------------------------
     @cached_property
@@ -111,9 +122,53 @@ class Dari:
             return OpenAICompatGenerator(llm)
         from dari.generate.llama import LlamaCppGenerator
 
-        path = models.resolve(llm.model, self._models_home / "models")
+        model = self.model_choice.model
+        served = models.served(model, self._models_dir)
+        self._served_names[model] = served.name
         cache_dir = self._models_home / "cache" / "kv"
-        return LlamaCppGenerator(path, llm, name=llm.model, cache_dir=cache_dir)
+        return LlamaCppGenerator(
+            served.path, llm, name=served.name, cache_dir=cache_dir, lora=served.lora
+        )
+
+    # -- which model is served ----------------------------------------------------------------
+    @property
+    def _models_dir(self) -> Path:
+        return self._models_home / "models"
+
+    @cached_property
+    def _chosen_model(self) -> str | None:
+        """The choice of `dari models use`, read once (a running server keeps its model)."""
+        return models.chosen(self._models_dir)
+
+    @property
+    def model_choice(self) -> ModelChoice:
+        llm = self.settings.llm
+        if "model" in llm.model_fields_set:
+            return ModelChoice(llm.model, "setting")
+        if llm.backend == "llama" and self._chosen_model is not None:
+            return ModelChoice(self._chosen_model, "models use")
+        return ModelChoice(llm.model, "default")
+
+    @property
+    def model_name(self) -> str:
+        """The name answers are traced and cached under: the model as set, or for a tune run
+        its name and adapter hash (a tuned model never shares cache entries with its base)."""
+        model = self.model_choice.model
+        if self.settings.llm.backend != "llama":
+            return model
+        if model not in self._served_names:
+            self._served_names[model] = models.served_name(model)
+        return self._served_names[model]
+
+    def use_model(self, model: str | None) -> models.Served | None:
+        """Serve `model` (a name, a .gguf file or a tune run folder) from now on, for the CLI,
+        the server and this object; None goes back to the default. A model that cannot be
+        served raises and changes nothing. llm.model, when set explicitly, still wins."""
+        served = models.choose(model, self._models_dir)
+        for cached in ("_chosen_model", "generator"):
+            self.__dict__.pop(cached, None)
+        self._served_names.clear()
+        return served
 
     @property
     def params(self) -> GenerationParams:
@@ -229,7 +284,7 @@ class Dari:
 
     def pipeline(self, collection: str) -> Pipeline:
         retriever = self.retriever(collection)
-        model_name = self.settings.llm.model
+        model_name = self.model_name
         self.prompts.check()  # fails early on an unknown prompt
         return Pipeline(
             collection,
@@ -260,7 +315,7 @@ class Dari:
             self.cache,
             collection,
             self.index_version(collection),
-            self.settings.llm.model,
+            self.model_name,
             self.params,
             self.guards.embed_query,
             self.settings.guards.enabled,
@@ -368,27 +423,45 @@ class Dari:
                     "index_bytes": size,
                 }
             )
-        llm = self.settings.llm
-        model_file = ""
-        if llm.backend == "llama" and llm.model in models.MODELS:
-            spec = models.MODELS[llm.model]
-            model_file = (
-                spec.title
-                if models.installed(spec, self.home / "models")
-                else f"{spec.title} (not installed)"
-            )
         return {
             "home": str(self.home),
             "store_bytes": sum(self.store.sizes().values()),
             "collections": collections,
             "embedder": self.settings.embedder.name,
-            "llm": {
-                "backend": llm.backend,
-                "model": llm.model,
-                "file": model_file,
-                "base_url": llm.base_url,
-            },
+            "llm": self.model_status(),
         }
+
+    def model_status(self) -> dict[str, Any]:
+        """The served model: `model` as chosen, `source` (setting, models use, default),
+        `served` (the name answers are cached under), `file`, and `error` when it cannot be
+        served."""
+        llm = self.settings.llm
+        out: dict[str, Any] = {"backend": llm.backend, "base_url": llm.base_url, "file": ""}
+        out |= {"model": llm.model, "source": "default", "served": llm.model, "error": ""}
+        try:
+            choice = self.model_choice
+            out |= {"model": choice.model, "source": choice.source}
+            out["served"] = self.model_name
+        except DariError as exc:
+            out["error"] = str(exc)
+            return out
+        if llm.backend != "llama":
+            return out
+        spec = models.MODELS.get(choice.model)
+        if spec is not None:
+            ok = models.installed(spec, self._models_dir)
+            out["file"] = spec.title if ok else f"{spec.title} (not installed)"
+            return out
+        try:  # a file or a tune run: only checked, nothing is assembled
+            served = models.served(choice.model, self._models_dir)
+        except DariError as exc:
+            out["error"] = str(exc)
+            return out
+        if served.lora is not None:
+            out["file"] = f"LoRA {served.lora.name} on {served.path.name}"
+        elif served.name != choice.model:
+            out["file"] = served.path.name  # a tune run's merged model
+        return out
 
     def close(self) -> None:
         for index in self._bm25.values():

@@ -177,6 +177,12 @@ class CacheSettings(_Section):
         return self.similarity.get(lang, self.similarity["en"])
 
 
+class TuneSettings(_Section):
+    # llama.cpp's GGUF converters (from the llama-cpp-python sdist; `make tune-tools` puts them
+    # in <venv>/share/dari/llama.cpp, the place "" means)
+    tools_dir: str = ""
+
+
 class ServerSettings(_Section):
     """`dari serve` (docs/en/server.md)."""
 
@@ -212,6 +218,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = GuardSettings()
     cache: CacheSettings = CacheSettings()
     server: ServerSettings = ServerSettings()
+    tune: TuneSettings = TuneSettings()
 
     @classmethod
     def settings_customise_sources(

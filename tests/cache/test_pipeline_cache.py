@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.generate.lora_gguf import write_run
 
 from dari.app import Dari
 from dari.config import Settings
@@ -183,3 +184,21 @@ def test_a_corrupt_cache_file_is_rebuilt_and_the_question_answered(
     answer = dari.ask(OFFICE, "c")
     assert answer.outcome == Outcome.ANSWERED and answer.trace.cache is not None
     assert answer.trace.cache.stored and "unreadable" in dari.cache.store.rebuilt
+
+
+def test_a_tuned_model_does_not_share_answers_with_its_base(
+    dari: Dari, corpus: Path, fake_generator: FakeGenerator, tmp_path: Path
+):
+    _first(dari, corpus, fake_generator)
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF base")
+    run = tmp_path / "sft-1"
+    run.mkdir()
+    (run / "adapter.gguf").write_bytes(b"GGUF adapter")
+    write_run(run, base, run / "adapter.gguf")
+    dari.use_model(str(run))
+    dari.__dict__["generator"] = fake_generator  # use_model let go of the loaded one
+    fake_generator.enqueue(GOOD)
+    answer = dari.ask(OFFICE, "c")
+    assert answer.trace.model.startswith("sft-1+lora@")
+    assert answer.trace.cache is not None and answer.trace.cache.lookup == "miss"

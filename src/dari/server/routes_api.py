@@ -44,6 +44,9 @@ def readyz(request: Request, response: Response) -> dict[str, Any]:
     if "(not installed)" in str(model.get("file", "")):
         response.status_code = 503
         return {"status": "unavailable", "reason": f"model {model['model']} is not installed"}
+    if model.get("error"):
+        response.status_code = 503
+        return {"status": "unavailable", "reason": model["error"]}
     return {"status": "ready", "collections": len(names)}
 
 

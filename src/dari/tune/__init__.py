@@ -1,0 +1,1 @@
+"""LoRA fine-tuning (SFT, DPO) from exported feedback; the run's adapter is served by llama.cpp."""
