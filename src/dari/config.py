@@ -147,6 +147,17 @@ class GuardSettings(_Section):
     collections: dict[str, dict[str, dict[str, GuardAction]]] = Field(default_factory=dict)
 
 
+class VectorSettings(_Section):
+    # numpy: exact search, memory-mapped next to the collection (embedded default; ~10 ms at
+    # 100k chunks). qdrant: a Qdrant server at `url`, or qdrant-client's local mode in
+    # DARI_HOME/qdrant when url is "" (exact, slow: for tests and trials).
+    backend: Literal["numpy", "qdrant"] = "numpy"
+    url: str = ""
+    api_key: SecretStr = SecretStr("")
+    prefix: str = "dari_"  # Qdrant collection = prefix + dari collection
+    timeout_s: float = Field(10.0, gt=0)
+
+
 class CacheSettings(_Section):
     """The answer cache (docs/en/cache.md). The defaults were tuned on labelled paraphrase pairs
     (bench/cache.py) for at most 0.5 % false hits in Korean and English."""
@@ -214,6 +225,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    vectors: VectorSettings = VectorSettings()
     llm: LLMSettings = LLMSettings()
     guards: GuardSettings = GuardSettings()
     cache: CacheSettings = CacheSettings()

@@ -55,11 +55,17 @@ class TextIndex(Protocol):
 
 
 class VectorIndex(Protocol):
-    """Dense index over chunk embeddings of one collection."""
+    """Dense index over chunk embeddings of one collection: exact numpy (embedded default) or
+    Qdrant (`vectors.backend`). ACL tags and `key=value` metadata tokens filter inside the
+    search, before the top k."""
 
     def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, query: np.ndarray, k: int, acl: Sequence[str] | None = None, where: Sequence[str] = ()
     ) -> list[tuple[str, float]]: ...
+
+    def vectors_of(self, ids: Sequence[str]) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
 
 
 class Retriever(Protocol):

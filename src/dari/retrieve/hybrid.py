@@ -10,8 +10,7 @@ from dari.index.analyzer import Analyzer
 from dari.index.bm25 import TantivyIndex
 from dari.index.filters import filter_tokens
 from dari.index.store import Store
-from dari.index.vectors import NumpyVectorIndex
-from dari.protocols import Embedder, Reranker
+from dari.protocols import Embedder, Reranker, VectorIndex
 from dari.retrieve.transform import QueryTransformer, Variant
 from dari.text import estimate_tokens
 from dari.types import Hit, Retrieval
@@ -61,7 +60,7 @@ class HybridRetriever:
         settings: RetrievalSettings,
         store: Store,
         bm25: TantivyIndex,
-        vectors: Callable[[], NumpyVectorIndex],
+        vectors: Callable[[], VectorIndex],
         embedder: Embedder,
         analyzer: Analyzer,
         reranker: Reranker | None = None,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dari.index.vectors import NumpyVectorIndex
+from dari.protocols import VectorIndex
 from dari.types import Hit
 
 
@@ -22,7 +22,7 @@ class MMRReranker:
 
     name = "mmr"
 
-    def __init__(self, vectors: Callable[[], NumpyVectorIndex], lam: float = 0.7) -> None:
+    def __init__(self, vectors: Callable[[], VectorIndex], lam: float = 0.7) -> None:
         self._vectors = vectors
         self._lam = lam
 
