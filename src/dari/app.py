@@ -84,7 +84,8 @@ class Dari:
 
     @cached_property
     def prompts(self) -> PromptRegistry:
-        return PromptRegistry(self.store, self.settings.llm.prompt)
+        llm = self.settings.llm
+        return PromptRegistry(self.store, llm.prompt, llm.pin_prompt)
 
     @cached_property
     def cache(self) -> AnswerCache:

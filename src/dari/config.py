@@ -90,6 +90,9 @@ class LLMSettings(_Section):
     backend: Literal["llama", "openai"] = "llama"
     # The default prompt, NAME@VERSION or NAME (its latest); `dari prompt set-default` wins over it.
     prompt: str = "grounded@2"
+    # true: llm.prompt answers every question, whatever `dari prompt set-default` or a split
+    # says (dari eval answers --prompt sets it, so an eval measures the version it names)
+    pin_prompt: bool = False
     model: str = "default"  # default | small | ci | a path to a .gguf file | a remote model name
     base_url: str = ""  # for backend = "openai", e.g. http://localhost:8000/v1
     api_key: SecretStr = SecretStr("")

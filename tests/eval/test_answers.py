@@ -187,3 +187,17 @@ def test_cli(monkeypatch: pytest.MonkeyPatch, corpus: Path, golden: Path, tmp_pa
     data = json.loads(result.stdout[result.stdout.index("{") :])
     assert data["run"]["items"] == 4 and "items" not in data
     assert json.loads((out / "report.json").read_text())["items"][0]["id"] == "leave"
+
+
+def test_cli_refuses_a_golden_set_without_one_usable_line(tmp_path: Path):
+    from dari.cli.main import app
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('not json\n{"question": "no answer"}\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["eval", "answers", "--golden", str(bad), "-c", "hr", "-o", str(tmp_path / "out")]
+    )
+    err = result.exception
+    assert isinstance(err, InputError) and "all 2 are bad" in err.message
+    assert "line 1: not JSON" in err.message
+    assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dari.errors import InputError
-from dari.eval.golden import load_golden
+from dari.eval.golden import load_golden, require_items
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -93,3 +93,18 @@ def test_bad_lines_are_skipped_with_their_numbers(tmp_path: Path):
 def test_missing_file_is_an_input_error(tmp_path: Path):
     with pytest.raises(InputError):
         load_golden(tmp_path / "nope.jsonl")
+
+
+def test_a_set_without_one_usable_line_is_refused_with_the_first_reasons(tmp_path: Path):
+    bad = _write(tmp_path / "bad.jsonl", ["nope", json.dumps({"question": "q?"}), "", "{", "[1]"])
+    with pytest.raises(InputError) as refused:
+        require_items(load_golden(bad))
+    message = refused.value.message
+    assert message.startswith(f"no usable line in the golden set {bad}: all 4 are bad (line 1: ")
+    assert "; line 2: missing field 'answer'" in message and message.endswith(", …)")
+    with pytest.raises(InputError, match="has no items"):
+        require_items(load_golden(_write(tmp_path / "empty.jsonl", ["", " "])))
+    some = load_golden(
+        _write(tmp_path / "ok.jsonl", ["nope", json.dumps({"question": "q?", "answer": "a"})])
+    )
+    assert require_items(some) is some

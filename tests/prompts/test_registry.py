@@ -128,3 +128,23 @@ def test_bad_splits_are_refused_and_nothing_is_stored(
     with pytest.raises(error, match=message):
         prompts.set_split(arms)
     assert prompts.split() is None
+
+
+def test_a_pinned_prompt_wins_over_the_stored_default_and_split(store: Store) -> None:
+    """An eval of grounded@1 measures grounded@1, whatever the operator chose for users."""
+    users = PromptRegistry(store)
+    users.set_default("grounded@2")
+    users.set_split(["grounded@2=50", "grounded@1=50"])
+    pinned = PromptRegistry(store, "grounded@1", pinned=True)
+    assert pinned.default() == (pinned.get("grounded@1"), "pinned")
+    assert pinned.split() is None
+    assert {pinned.choose(f"user-{i}").ref for i in range(20)} == {"grounded@1"}
+    assert {users.choose(f"user-{i}").ref for i in range(20)} == {"grounded@1", "grounded@2"}
+
+
+def test_eval_settings_pin_the_prompt_they_name() -> None:
+    from dari.config import Settings
+    from dari.eval.answers import eval_settings
+
+    assert eval_settings(Settings(), prompt="grounded@1").llm.pin_prompt
+    assert not eval_settings(Settings(), model="ci").llm.pin_prompt

@@ -65,6 +65,17 @@ def make_key() -> KeyMaker:
     return make
 
 
+def finished(client: TestClient, headers: dict[str, str], run_id: str) -> dict[str, Any]:
+    """Poll an eval run until it is no longer running (bounded)."""
+    deadline = time.monotonic() + 60
+    while True:
+        run: dict[str, Any] = client.get(f"/api/evals/{run_id}", headers=headers).json()
+        if run["status"] != "running":
+            return run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+
+
 @contextmanager
 def serving(app: object) -> Iterator[str]:
     """`app` under uvicorn on a free loopback port, in a thread; yields its base URL once

@@ -1,7 +1,8 @@
 """The operator page in a real browser: Playwright driving Debian's chromium (never a downloaded
 one) against the app under uvicorn on loopback. An admin uploads files and watches the progress
 and the per-file report, reads a trace's timings and guard verdicts, the feedback, runs an eval
-and opens its report; a user's key is told the page needs an admin key."""
+and opens its report, runs two answer evals and compares them; a user's key is told the page
+needs an admin key."""
 
 from __future__ import annotations
 
@@ -247,3 +248,68 @@ def test_a_phone_in_korean_without_horizontal_scroll(
     expect(page.locator("#tr-timings .step")).not_to_have_count(0)
     assert fits(page), "the trace scrolls the page sideways at 375 px"
     screenshot(page, "admin-375px-ko.png")
+
+
+def test_an_operator_runs_two_answer_evals_and_compares_them(
+    browser: Browser,
+    server: str,
+    client: TestClient,
+    make_key: KeyMaker,
+    fake_generator: FakeGenerator,
+    tmp_path: Path,
+):
+    _, root = make_key(client, "admin", collections=("*",), acl=None)
+    golden = tmp_path / "golden.jsonl"
+    rows = [
+        {"id": "refund", "question": "How long do I have to request a refund?",
+         "answer": "Within 30 days of purchase."},
+        {"id": "office", "question": "When does the office open?", "answer": "At 8 am."},
+    ]  # fmt: skip
+    golden.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    page = _page(browser, server)
+    page.locator("#key").fill(root["Authorization"].split()[1])
+    page.locator("#keybox button").click()
+    page.locator("#tabs button[data-tab=evals]").click()
+    page.locator("input[name=evkind][value=answers]").check()
+    expect(page.locator("#answerform")).to_be_visible()
+    expect(page.locator("#evalform")).to_be_hidden()
+    expect(page.locator("#ea-collection option")).to_have_text(["docs", "other"])
+    page.locator("#ea-collection").select_option("docs")
+    page.locator("#ea-golden").fill(str(tmp_path / "missing.jsonl"))
+    page.locator("#answerform button").click()
+    expect(page.locator("#status")).to_contain_text(f"golden set not found: {tmp_path}")
+
+    runs = page.locator("#evals tbody tr")
+    for answers in (
+        ["Customers can request a refund within 30 days of purchase [1].",
+         "The office opens at 8 am [1]."],
+        ["Refunds take a year and need a form [1].", "Parking is free on Sundays [1]."],
+    ):  # fmt: skip
+        for text in answers:
+            fake_generator.enqueue(text)
+        page.locator("#ea-golden").fill(str(golden))
+        page.locator("#answerform button").click()
+        expect(page.locator("#status")).to_contain_text("Eval run started: ")
+        expect(runs.first.locator("a", has_text="Open report")).to_be_visible(timeout=30_000)
+    newest = runs.first
+    expect(newest).to_contain_text("answers")
+    expect(newest).to_contain_text("golden.jsonl")
+    expect(newest).to_contain_text("collection docs")
+    expect(newest).to_contain_text("token_f1: ")
+    expect(newest).to_contain_text("faithfulness: ")
+    expect(newest).to_contain_text("items 2 · skipped lines 1")
+
+    expect(page.locator("#comparebtn")).to_be_disabled()
+    for box in page.locator("#evals input[type=checkbox]").all():
+        box.check()
+    page.locator("#comparebtn").click()
+    expect(page.locator("#comparison")).to_be_visible()
+    expect(page.locator("#cmp-meta")).to_contain_text("2 paired items")
+    expect(page.locator("#cmp-deltas tr", has_text="token_f1")).to_have_class("delta-worse")
+    screenshot(page, "admin-answer-compare.png")
+    with page.context.expect_page() as opened:
+        page.locator("#cmp-open").click()
+    report = _watch(opened.value)
+    report.wait_for_load_state()
+    expect(report.locator("h1")).to_contain_text("Answer eval: B = ")
+    report.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.server.conftest import finished
 
 from dari.app import Dari
 from dari.errors import InputError
@@ -65,17 +66,6 @@ def _ask(client: TestClient, headers: dict[str, str], fake: FakeGenerator, q: st
     assert answer.status_code == 200, answer.text
     trace_id: str = answer.json()["trace_id"]
     return trace_id
-
-
-def _finished(client: TestClient, headers: dict[str, str], run_id: str) -> dict[str, Any]:
-    """Poll the run until it is no longer running (bounded)."""
-    deadline = time.monotonic() + 60
-    while True:
-        run: dict[str, Any] = client.get(f"/api/evals/{run_id}", headers=headers).json()
-        if run["status"] != "running":
-            return run
-        assert time.monotonic() < deadline, run
-        time.sleep(0.05)
 
 
 # -- feedback ------------------------------------------------------------------------------------
@@ -135,7 +125,7 @@ def test_an_eval_run_writes_its_report_and_lists_it(
     assert started.json()["status"] == "running"
     assert started.json()["configs"] == "bm25,dense,hybrid"
 
-    run = _finished(client, root, run_id)
+    run = finished(client, root, run_id)
     assert run["status"] == "done", run
     assert run["error"] == "" and run["finished"] >= run["started"]
     assert set(run["report"]["configs"]) == {"bm25", "dense", "hybrid"}
@@ -170,7 +160,7 @@ def test_an_eval_run_writes_its_report_and_lists_it(
     assert client.get(link).text == page.text
     assert client.get(link.replace("sig=", "sig=0")).status_code == 401
     other = client.post("/api/evals/retrieval", json={"dataset": str(beir)}, headers=root).json()
-    assert _finished(client, root, other["id"])["status"] == "done"
+    assert finished(client, root, other["id"])["status"] == "done"
     assert client.get(link.replace(run_id, other["id"])).status_code == 401  # one run's link
     assert [r["id"] for r in client.get("/api/evals", headers=root).json()] == [
         other["id"],
@@ -182,7 +172,7 @@ def test_an_expired_report_link_is_refused(
     client: TestClient, root: dict[str, str], beir: Path, monkeypatch: pytest.MonkeyPatch
 ):
     run_id = client.post("/api/evals/retrieval", json={"dataset": str(beir)}, headers=root)
-    run = _finished(client, root, run_id.json()["id"])
+    run = finished(client, root, run_id.json()["id"])
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 2 * 3600)
     refused = client.get(run["report_url"])
@@ -218,10 +208,10 @@ def test_one_run_at_a_time(
     assert busy.status_code == 409
     assert run_id in busy.json()["error"]["message"]
     held.set()
-    assert _finished(client, root, run_id)["status"] == "done"
+    assert finished(client, root, run_id)["status"] == "done"
     again = client.post("/api/evals/retrieval", json={"dataset": str(beir)}, headers=root)
     assert again.status_code == 202
-    assert _finished(client, root, again.json()["id"])["status"] == "done"
+    assert finished(client, root, again.json()["id"])["status"] == "done"
 
 
 def test_bad_requests_say_what_is_wrong_and_start_nothing(
@@ -243,7 +233,7 @@ def test_bad_requests_say_what_is_wrong_and_start_nothing(
     assert client.get("/api/evals", headers=root).json() == []  # nothing was started or kept
     started = client.post("/api/evals/retrieval", json={"dataset": str(beir)}, headers=root)
     assert started.status_code == 202  # and nothing was left reserved
-    _finished(client, root, started.json()["id"])
+    finished(client, root, started.json()["id"])
     assert client.get("/api/evals/20990101-000000-abcdef", headers=root).status_code == 404
     assert client.get("/api/evals/..%2F..%2Fetc", headers=root).status_code == 404
     assert client.get("/api/evals/nope/report.html", headers=root).status_code == 404
@@ -261,7 +251,7 @@ def test_a_failed_run_keeps_its_error_and_an_interrupted_one_says_so(
 
     monkeypatch.setattr(RetrievalEval, "run", broken)
     run_id = client.post("/api/evals/retrieval", json={"dataset": str(beir)}, headers=root)
-    failed = _finished(client, root, run_id.json()["id"])
+    failed = finished(client, root, run_id.json()["id"])
     assert failed["status"] == "failed" and failed["finished"]
     assert failed["error"] == "the corpus of mini-beir could not be indexed: bad row"
     assert failed["hint"] == "fix row 2"

@@ -57,11 +57,11 @@ def eval_answers(
     from dari.config import load_settings
     from dari.eval import answer_report
     from dari.eval.answers import AnswerEval, eval_settings
-    from dari.eval.golden import load_golden
+    from dari.eval.golden import load_golden, require_items
 
     base = load_settings()
     settings = eval_settings(base, prompt, model, top_k, config or [])
-    gold = load_golden(golden)
+    gold = require_items(load_golden(golden))
     console = Console(stderr=json_out, highlight=False)
     for s in gold.skipped:
         console.print(f"[yellow]skipped[/] line {s.line}: {escape(s.reason)}", highlight=False)
@@ -69,10 +69,9 @@ def eval_answers(
     try:
         runner = AnswerEval(dari, collection, samples)
         with render.QueryBar(console, disable=json_out, unit="items") as bar:
-            run = runner.run(gold, output, progress=bar, limit=limit)
+            data = answer_report.evaluate(runner, gold, output, bar, limit)
     finally:
         dari.close()
-    data = answer_report.write(run, output)
     if json_out:
         print(render.to_json({k: v for k, v in data.items() if k != "items"}))
     else:

@@ -16,6 +16,7 @@ from dari.app import Dari
 from dari.cli import render
 from dari.config import load_settings
 from dari.errors import InputError
+from dari.eval.compare import lower_is_better
 from dari.protocols import Generator
 
 RunDir = Annotated[Path, typer.Argument(help="A run folder written by dari eval answers.")]
@@ -89,7 +90,10 @@ def _print_compare(console: Console, data: dict[str, Any], output: Path | None) 
         if not row["n"]:
             continue
         lo, hi = row["ci95"]
-        tone = "green" if lo > 0 else "red" if hi < 0 else "default"
+        up, down = lo > 0, hi < 0  # the interval lies above / below zero
+        if lower_is_better(name):  # latency and tokens improve downwards
+            up, down = down, up
+        tone = "green" if up else "red" if down else "default"
         console.print(
             f"  {escape(name):24} {row['a']:.3f} → {row['b']:.3f}  "
             f"[{tone}]{row['delta']:+.3f}[/] [dim][{lo:+.3f}, {hi:+.3f}] n={row['n']}[/]"

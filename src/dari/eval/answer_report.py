@@ -30,7 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dari.eval.answers import METRICS, AnswerRun
+from dari.eval.answers import METRICS, AnswerEval, AnswerRun, ItemProgress
+from dari.eval.golden import GoldenSet
 from dari.eval.metrics import bootstrap_ci
 from dari.eval.report import _pyplot, _svg
 
@@ -88,6 +89,18 @@ def write(run: AnswerRun, output: Path) -> dict[str, Any]:
     )
     (output / "report.html").write_text(to_html(data), encoding="utf-8")
     return data
+
+
+def evaluate(
+    runner: AnswerEval,
+    golden: GoldenSet,
+    output: Path,
+    progress: ItemProgress | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Answer and score `golden` into `output` (resuming what is there) and write both reports;
+    returns the report. `dari eval answers` and the server's answer runs are this call."""
+    return write(runner.run(golden, output, progress, limit), output)
 
 
 # -- HTML --------------------------------------------------------------------------------------

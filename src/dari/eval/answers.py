@@ -73,6 +73,7 @@ def eval_settings(
         raise InputError(f"bad retrieval setting: {exc}", "check --config and --top-k") from exc
     llm = base.llm.model_copy(
         update={k: v for k, v in (("prompt", prompt), ("model", model)) if v is not None}
+        | ({"pin_prompt": True} if prompt is not None else {})
     )
     cache = base.cache.model_copy(update={"enabled": False})
     return base.model_copy(update={"retrieval": retrieval, "llm": llm, "cache": cache})

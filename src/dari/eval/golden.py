@@ -80,6 +80,23 @@ def load_golden(path: Path) -> GoldenSet:
     return GoldenSet(path, tuple(items), tuple(skipped))
 
 
+def require_items(gold: GoldenSet, shown: int = 3) -> GoldenSet:
+    """`gold`, or an InputError when not one line of it is usable: an eval of nothing says so
+    instead of reporting empty figures. The message gives the count and the first reasons."""
+    if gold.items:
+        return gold
+    if not gold.skipped:
+        raise InputError(f"the golden set {gold.path} has no items", "write one JSON object a line")
+    first = "; ".join(f"line {s.line}: {s.reason}" for s in gold.skipped[:shown])
+    more = ", …" if len(gold.skipped) > shown else ""
+    raise InputError(
+        f"no usable line in the golden set {gold.path}: all {len(gold.skipped)} are bad "
+        f"({first}{more})",
+        "each line needs a JSON object with 'question' and 'answer' (or 'answers', or "
+        '"unanswerable": true); see docs/en/evaluation.md',
+    )
+
+
 def parse_line(line: str, number: int) -> GoldenItem:
     try:
         row = json.loads(line)

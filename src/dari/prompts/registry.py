@@ -26,10 +26,13 @@ _LIST = "dari prompt list shows them all"
 class PromptRegistry:
     """Built-in versions (files in the package) and stored ones (your edits), by name@version."""
 
-    def __init__(self, store: Store, setting: str = DEFAULT_PROMPT) -> None:
-        """`setting`: the `llm.prompt` setting, the default when none was set in the store."""
+    def __init__(self, store: Store, setting: str = DEFAULT_PROMPT, pinned: bool = False) -> None:
+        """`setting`: the `llm.prompt` setting, the default when none was set in the store;
+        `pinned`: it answers every question, whatever default or split the store holds (an
+        eval of one version must measure that version)."""
         self._stored = PromptStore(store)
         self._setting = setting
+        self._pinned = pinned
 
     @cached_property
     def _builtin(self) -> dict[str, PromptVersion]:
@@ -68,13 +71,18 @@ class PromptRegistry:
         return self._stored.latest(name)
 
     def default(self) -> tuple[PromptVersion, str]:
-        """The default version and what chose it: "set-default" (the store) or "llm.prompt"."""
+        """The default version and what chose it: "set-default" (the store), "llm.prompt", or
+        "pinned" (llm.pin_prompt)."""
+        if self._pinned:
+            return self.get(self._setting), "pinned"
         chosen = self._stored.choice("default")
         if chosen is not None:
             return self.get(chosen), "set-default"
         return self.get(self._setting), "llm.prompt"
 
     def split(self) -> Split | None:
+        if self._pinned:
+            return None
         stored = self._stored.choice("split")
         return Split.from_json(stored) if stored is not None else None
 

@@ -1,10 +1,17 @@
-"""Retrieval eval runs started through the API: one at a time, in a background thread of the
-server, each kept in DARI_HOME/evals/<id>/ as `run.json` (its state) next to the report files
-that `dari eval retrieval --output` writes (report.json, per_query.jsonl, report.html).
+"""Eval runs started through the API: one at a time, in a background thread of the server, each
+kept in DARI_HOME/evals/<id>/ as `run.json` (its state and `kind`) next to its reports.
 
-The run indexes its corpus under DARI_HOME/eval/, as the CLI does, with the server's own
-analyzer, embedder and LLM: nothing is loaded twice. A report is opened in a browser tab through
-a signed link that expires, since a tab cannot send an API key."""
+- retrieval (`dari eval retrieval`): the run indexes its corpus under DARI_HOME/eval/, as the CLI
+  does, with the server's own analyzer, embedder and LLM, and writes the files of
+  `dari eval retrieval --output` into the run's folder (report.json, per_query.jsonl,
+  report.html);
+- answers (`dari eval answers`, see answerruns.py): a golden set answered over one of the
+  server's collections, in the sub-folder `answers/` as `dari eval answers --output` writes it
+  (its own run.json, items.jsonl, report.json, report.html). Two such runs compare into
+  DARI_HOME/evals/compare-<a>-<b>/.
+
+A report is opened in a browser tab through a signed link that expires, since a tab cannot send
+an API key."""
 
 from __future__ import annotations
 
@@ -19,23 +26,29 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dari.app import Dari
 from dari.config import Settings
-from dari.errors import Conflict, DariError, MissingExtra, NotFound
+from dari.errors import Conflict, DariError, InputError, MissingExtra, NotFound
 from dari.eval import report
 from dari.eval.datasets import EvalSet, load_set
 from dari.eval.retrieval import ConfigSpec, RetrievalEval, parse_configs
 from dari.index.embedders import QueryMemo
+from dari.server import answerruns
+from dari.server.answerruns import AnswerRequest
 from dari.types import FileResult
 
 log = logging.getLogger("dari.server")
 
 LINK_SECONDS = 3600  # how long a report link opens the report
-_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+_RUN_ID = r"\d{8}-\d{6}-[0-9a-f]{6}"
+_ID = re.compile(f"^{_RUN_ID}$")
+_COMPARISON = re.compile(f"^compare-{_RUN_ID}-{_RUN_ID}$")
+ANSWERS = "answers"  # an answer run's kind, and its sub-folder of `dari eval answers` files
 _SHOWN = ("ndcg@10", "recall@10", "mrr@10", "latency_ms_p50")  # per configuration, in lists
 
 
@@ -49,15 +62,22 @@ class EvalRequest:
 
 @dataclass(frozen=True)
 class EvalRun:
-    """One run's state, as run.json keeps it."""
+    """One run's state, as run.json keeps it (written without `kind`: a retrieval run)."""
 
     id: str
     status: str  # running | done | failed
-    dataset: str
-    configs: str
-    split: str
-    limit: int | None
     started: float
+    kind: str = "retrieval"  # retrieval | answers
+    dataset: str = ""  # retrieval: the BEIR or QA folder, its configurations and split
+    configs: str = ""
+    split: str = ""
+    golden: str = ""  # answers: the golden file, the collection, what the request chose
+    collection: str = ""
+    model: str = ""  # "": the server's
+    prompt: str = ""  # "": the server's default
+    top_k: int | None = None
+    skipped: int = 0  # golden lines left out as unreadable
+    limit: int | None = None
     finished: float | None = None
     error: str = ""
     hint: str = ""
@@ -76,49 +96,79 @@ class EvalRuns:
         self._secret = secrets.token_bytes(32)  # per process: links die with a restart
 
     # -- starting and running ---------------------------------------------------------------
-    def start(self, request: EvalRequest) -> EvalRun:
-        """Check the request (configurations, the eval set, the plotting extra) and start the
-        run in a thread; Conflict while another one runs."""
+    def start(self, request: EvalRequest | AnswerRequest) -> EvalRun:
+        """Check the request (for a retrieval run: configurations and eval set; for an answer
+        run: golden file, collection, prompt and model; the plotting extra) and start the run
+        in a thread; Conflict while another one runs."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         with self._lock:
             if self._running is not None:
                 raise Conflict(
-                    f"eval run {self._running} is still running",
+                    f"eval run {self._running} is still running: one run at a time",
                     f"wait for it to finish: GET /api/evals/{self._running}",
                 )
             self._running, self._progress = run_id, {"stage": "loading"}
         try:
-            specs = parse_configs(request.configs)
-            evalset = load_set(request.dataset, request.split, request.limit)
-            if importlib.util.find_spec("matplotlib") is None:  # the report's plots
-                raise MissingExtra("matplotlib", "eval")
-            run = EvalRun(
-                run_id,
-                "running",
-                str(request.dataset),
-                ",".join(s.label for s in specs),
-                request.split,
-                request.limit,
-                time.time(),
-            )
+            if isinstance(request, AnswerRequest):
+                run, task = self._answers(run_id, request)
+            else:
+                run, task = self._retrieval(run_id, request)
             self._save(run)
         except BaseException:
             self._finish()
             raise
         worker = threading.Thread(
-            target=self._work, args=(run, evalset, specs), name=f"dari-eval-{run_id}", daemon=True
+            target=self._work, args=(run, task), name=f"dari-eval-{run_id}", daemon=True
         )
         worker.start()
         return run
 
-    def _work(self, run: EvalRun, evalset: EvalSet, specs: list[ConfigSpec]) -> None:
-        runner = None
+    def _retrieval(self, run_id: str, request: EvalRequest) -> tuple[EvalRun, Callable[[], None]]:
+        specs = parse_configs(request.configs)
+        evalset = load_set(request.dataset, request.split, request.limit)
+        _need_plots()
+        run = EvalRun(
+            run_id,
+            "running",
+            time.time(),
+            dataset=str(request.dataset),
+            configs=",".join(s.label for s in specs),
+            split=request.split,
+            limit=request.limit,
+        )
+        return run, lambda: self._retrieve(run, evalset, specs)
+
+    def _retrieve(self, run: EvalRun, evalset: EvalSet, specs: list[ConfigSpec]) -> None:
+        runner = RetrievalEval(self._settings, self._eval_dari())
         try:
-            runner = RetrievalEval(self._settings, self._eval_dari())
             self.set_progress({"stage": "index", "done": 0, "total": 1})
             result = runner.run(evalset, specs, _IngestProgress(self), _QueryProgress(self))
             self.set_progress({"stage": "report"})
             report.write(result, self.root / run.id)
+        finally:
+            runner.close()
+
+    def _answers(self, run_id: str, request: AnswerRequest) -> tuple[EvalRun, Callable[[], None]]:
+        job = answerruns.prepare(self._dari, self._settings, request)
+        _need_plots()
+        run = EvalRun(
+            run_id,
+            "running",
+            time.time(),
+            kind=ANSWERS,
+            golden=str(request.golden),
+            collection=request.collection,
+            model=request.model or "",
+            prompt=request.prompt or "",
+            top_k=request.top_k,
+            skipped=len(job.golden.skipped),
+            limit=request.limit,
+        )
+        return run, lambda: job.run(self.reports(run), _QueryProgress(self))
+
+    def _work(self, run: EvalRun, task: Callable[[], None]) -> None:
+        try:
+            task()
             run = dataclasses.replace(run, status="done")
         except DariError as exc:
             run = dataclasses.replace(run, status="failed", error=exc.message, hint=exc.hint)
@@ -127,8 +177,6 @@ class EvalRuns:
             run = dataclasses.replace(run, status="failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             try:
-                if runner is not None:
-                    runner.close()
                 self._save(dataclasses.replace(run, finished=time.time()))
             finally:
                 self._finish()  # whatever happened, the next run may start
@@ -185,34 +233,93 @@ class EvalRuns:
                 run,
                 status="failed",
                 error="interrupted: the server stopped before the run finished",
-                hint="start it again",
+                hint=self._restart_hint(run),
             )
         out: dict[str, Any] = dataclasses.asdict(run)
         out["progress"] = progress if run.status == "running" else None
         data = self._report(run)
-        out["summary"] = _summary(data) if data else None
-        done = data is not None and (self.root / run.id / "report.html").is_file()
+        if data is None:
+            out["summary"] = None
+        else:
+            out["summary"] = answerruns.summary(data) if run.kind == ANSWERS else _summary(data)
+        done = data is not None and (self.reports(run) / "report.html").is_file()
         out["report_url"] = self.link(run.id) if done else None
         return out
 
+    def _restart_hint(self, run: EvalRun) -> str:
+        if run.kind != ANSWERS:
+            return "start it again"
+        model, prompt = run.model or None, run.prompt or None
+        asked = AnswerRequest(Path(run.golden), run.collection, model, prompt, run.top_k, run.limit)
+        return answerruns.resume_hint(asked, self.reports(run))
+
+    def reports(self, run: EvalRun) -> Path:
+        """The folder of the run's report files."""
+        folder = self.root / run.id
+        return folder / ANSWERS if run.kind == ANSWERS else folder
+
     def report_html(self, run_id: str) -> Path:
-        path = self.root / run_id / "report.html"
-        if not _ID.match(run_id) or not path.is_file():
+        run = self._read(run_id) if _ID.match(run_id) else None
+        path = self.reports(run) / "report.html" if run is not None else None
+        if path is None or not path.is_file():
             raise NotFound(f"eval run '{run_id}' has no HTML report", "list runs: GET /api/evals")
         return path
 
+    # -- comparisons -------------------------------------------------------------------------
+    def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
+        """Answer run B against answer run A (both done) as `dari eval compare` does, written
+        to DARI_HOME/evals/compare-<a>-<b>/; compare.json with a `report_url`."""
+        if run_a == run_b:
+            raise InputError(f"both runs are {run_a}", "compare two different answer runs")
+        a, b = self._comparable(run_a), self._comparable(run_b)
+        _need_plots()
+        name = f"compare-{run_a}-{run_b}"
+        data = answerruns.compare(self.reports(a), self.reports(b), (a.id, b.id), self.root / name)
+        return data | {"report_url": self.link(name, "compare.html")}
+
+    def _comparable(self, run_id: str) -> EvalRun:
+        run = self._read(run_id) if _ID.match(run_id) else None
+        if run is None:
+            raise NotFound(f"no eval run '{run_id}'", "list them: GET /api/evals")
+        if run.kind != ANSWERS:
+            raise InputError(
+                f"eval run {run_id} is a {run.kind} run", "only answer runs compare: pick two"
+            )
+        if run.status != "done":
+            with self._lock:
+                running = run.id == self._running
+            if running:
+                raise Conflict(
+                    f"eval run {run_id} is still running",
+                    f"wait for it to finish: GET /api/evals/{run_id}",
+                )
+            raise InputError(
+                f"eval run {run_id} did not finish: it has no report to compare",
+                "compare runs that are done: GET /api/evals lists them",
+            )
+        return run
+
+    def compare_html(self, name: str) -> Path:
+        path = self.root / name / "compare.html"
+        if not _COMPARISON.match(name) or not path.is_file():
+            raise NotFound(
+                f"no comparison '{name}'", "compare two answer runs: POST /api/evals/compare"
+            )
+        return path
+
     # -- report links ------------------------------------------------------------------------
-    def link(self, run_id: str) -> str:
+    def link(self, name: str, page: str = "report.html") -> str:
+        """A link to a run's report (or a comparison's page) that opens it without a key."""
         expires = int(time.time()) + LINK_SECONDS
-        return f"/api/evals/{run_id}/report.html?exp={expires}&sig={self._sign(run_id, expires)}"
+        return f"/api/evals/{name}/{page}?exp={expires}&sig={self._sign(name, expires)}"
 
-    def link_ok(self, run_id: str, expires: int, signature: str) -> bool:
-        """The link was made by this server for this run and has not expired."""
+    def link_ok(self, name: str, expires: int, signature: str) -> bool:
+        """The link was made by this server for this run (or comparison) and has not expired."""
         fresh = expires >= time.time()
-        return fresh and hmac.compare_digest(signature, self._sign(run_id, expires))
+        return fresh and hmac.compare_digest(signature, self._sign(name, expires))
 
-    def _sign(self, run_id: str, expires: int) -> str:
-        message = f"{run_id}:{expires}".encode()
+    def _sign(self, name: str, expires: int) -> str:
+        message = f"{name}:{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
     # -- files -------------------------------------------------------------------------------
@@ -235,10 +342,15 @@ class EvalRuns:
         if run.status != "done":
             return None
         try:
-            data: dict[str, Any] = json.loads((self.root / run.id / "report.json").read_text())
+            data: dict[str, Any] = json.loads((self.reports(run) / "report.json").read_text())
         except (OSError, ValueError):
             return None
         return data
+
+
+def _need_plots() -> None:
+    if importlib.util.find_spec("matplotlib") is None:  # the reports' plots
+        raise MissingExtra("matplotlib", "eval")
 
 
 def _summary(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The native API's operator endpoints (admin keys): feedback as `dari feedback list` and
-`dari feedback report --json` show it, and retrieval eval runs started on the server."""
+`dari feedback report --json` show it, and eval runs started on the server (retrieval and
+answers) with the comparison of two answer runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from dari.errors import AccessError, InputError
 from dari.eval.retrieval import DEFAULT_CONFIGS
 from dari.feedback.report import TOP_DISLIKED, report
-from dari.server.auth import admin, dari_of
+from dari.server.answerruns import AnswerRequest
+from dari.server.auth import admin, check_collection, dari_of
 from dari.server.evalruns import EvalRequest, EvalRuns
 from dari.server.keys import ApiKey
 
@@ -40,6 +42,36 @@ class EvalIn(BaseModel):
     configs: str = Field(DEFAULT_CONFIGS, min_length=1, max_length=2000)
     split: str = Field("test", min_length=1, max_length=100, description="BEIR qrels split.")
     limit: int | None = Field(None, ge=1, description="Only the first N queries.")
+
+
+class AnswerEvalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    golden: str = Field(
+        ...,
+        min_length=1,
+        max_length=4096,
+        description="A golden JSONL file on the server, as an absolute path.",
+    )
+    collection: str = Field(..., min_length=1, max_length=64)
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="LLM: default, small, ci, a .gguf file or a tune run; null: the server's.",
+    )
+    prompt: str | None = Field(
+        None, min_length=1, max_length=200, description="NAME or NAME@VERSION; null: the default."
+    )
+    top_k: int | None = Field(None, ge=1, le=50, description="Sources per answer.")
+    limit: int | None = Field(None, ge=1, description="Only the first N items.")
+
+
+class CompareIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    a: str = Field(..., min_length=1, max_length=64, description="The answer run compared against.")
+    b: str = Field(..., min_length=1, max_length=64, description="The answer run compared.")
 
 
 async def _runs(request: Request) -> EvalRuns:
@@ -92,14 +124,41 @@ def feedback_report(
 def start_eval(body: EvalIn, key: Admin, runs: Runs) -> dict[str, Any]:
     """Start a retrieval eval over a BEIR or QA folder on the server, as `dari eval retrieval`
     (one at a time: 409 while one runs). Poll GET /api/evals/{id} until it is done or failed."""
-    path = Path(body.dataset).expanduser()
-    if not path.is_absolute():
-        raise InputError(
-            f"the dataset path '{body.dataset}' is not absolute",
-            "give the folder's full path on the server, e.g. /data/evals/scifact",
-        )
+    path = _absolute(
+        body.dataset, "dataset", "the folder's full path on the server, e.g. /data/evals/scifact"
+    )
     run = runs.start(EvalRequest(path, body.configs, body.split, body.limit))
     return runs.view(run)
+
+
+@router.post("/api/evals/answers", tags=["evals"], status_code=202)
+def start_answer_eval(
+    body: AnswerEvalIn, request: Request, key: Admin, runs: Runs
+) -> dict[str, Any]:
+    """Answer a golden set on the server over a collection and score every answer, as `dari eval
+    answers` (one run at a time: 409 while one runs). Bad lines of the set are skipped and
+    counted; a set with no usable line is refused. Poll GET /api/evals/{id}."""
+    path = _absolute(
+        body.golden, "golden", "the file's full path on the server, e.g. /data/golden/hr.jsonl"
+    )
+    check_collection(key, body.collection, dari_of(request).store.collection_names())
+    asked = AnswerRequest(path, body.collection, body.model, body.prompt, body.top_k, body.limit)
+    return runs.view(runs.start(asked))
+
+
+@router.post("/api/evals/compare", tags=["evals"])
+def compare_evals(body: CompareIn, key: Admin, runs: Runs) -> dict[str, Any]:
+    """Answer run `b` against answer run `a`, both done, as `dari eval compare`: per-metric
+    deltas b − a with paired bootstrap 95 % intervals, per tag and language, the items that got
+    worse; the content of compare.json, with a `report_url` that opens compare.html."""
+    return runs.compare(body.a, body.b)
+
+
+def _absolute(given: str, field: str, hint: str) -> Path:
+    path = Path(given).expanduser()
+    if not path.is_absolute():
+        raise InputError(f"the {field} path '{given}' is not absolute", f"give {hint}")
+    return path
 
 
 @router.get("/api/evals", tags=["evals"])
@@ -123,20 +182,35 @@ def eval_report(
 ) -> FileResponse:
     """The run's HTML report with its plots; with an admin key, or through the signed
     `report_url` that the run's listing gives (a browser tab cannot send a key)."""
-    if sig:
-        if not runs.link_ok(run_id, exp, sig):
-            raise AccessError(
-                "the report link has expired or is not valid",
-                "open the report again from /admin, or send an admin key",
-            )
-    else:
+    _may_open(request, runs, run_id, exp, sig)
+    return _page(runs.report_html(run_id))
+
+
+@router.get("/api/evals/{name}/compare.html", tags=["evals"])
+def compare_report(
+    name: str, request: Request, runs: Runs, exp: int = 0, sig: str = ""
+) -> FileResponse:
+    """A comparison's HTML page (`name`: compare-<a>-<b>); with an admin key, or through the
+    signed `report_url` that POST /api/evals/compare gives."""
+    _may_open(request, runs, name, exp, sig)
+    return _page(runs.compare_html(name))
+
+
+def _may_open(request: Request, runs: EvalRuns, name: str, exp: int, sig: str) -> None:
+    if not sig:
         admin(request)
+    elif not runs.link_ok(name, exp, sig):
+        raise AccessError(
+            "the report link has expired or is not valid",
+            "open the report again from /admin, or send an admin key",
+        )
+
+
+def _page(path: Path) -> FileResponse:
     headers = {
         "Content-Security-Policy": _REPORT_CSP,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "private, no-cache",
     }
-    return FileResponse(
-        runs.report_html(run_id), media_type="text/html; charset=utf-8", headers=headers
-    )
+    return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)

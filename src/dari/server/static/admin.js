@@ -35,12 +35,24 @@ const STRINGS = {
     withFeedback: "With feedback", explicit: "Explicit", ratings: "Ratings",
     meanRating: "Mean rating", signals: "Copied · regenerated · rephrased", up: "👍",
     down: "👎", share: "Liked", times: "Asked",
-    evalRuns: "Retrieval evals", dataset: "Dataset folder", configs: "Configurations",
+    evalRuns: "Evals", evalKind: "Kind", kindRetrieval: "Retrieval", kindAnswers: "Answers",
+    dataset: "Dataset folder", configs: "Configurations",
     split: "Split", limit: "Queries", allQueries: "all", startEval: "Start",
     evalHint: "A BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a QA folder " +
       "(corpus.jsonl, qa.jsonl) on the server, as a full path. One run at a time.",
-    evalStarted: "Eval run started: ", started: "Started", state: "State",
-    results: "nDCG@10 · recall@10", openReport: "Open report", noEvals: "No eval runs yet.",
+    golden: "Golden file", modelField: "Model", promptField: "Prompt", items: "Items",
+    serverDefault: "the server's",
+    answerHint: "A golden JSONL file on the server, as a full path: one question a line with " +
+      "its answer (or \"unanswerable\": true), as dari eval answers reads it. Bad lines are " +
+      "skipped and counted. Every answer is asked through the full pipeline with the server's " +
+      "model. One run at a time.",
+    evalStarted: "Eval run started: ", started: "Started", state: "State", evalSet: "Eval set",
+    results: "Results", openReport: "Open report", noEvals: "No eval runs yet.",
+    retrievalFigures: "nDCG@10 · recall@10", itemsWord: "items", skippedWord: "skipped lines",
+    collectionShort: "collection", pick: "Compare", compareRuns: "Compare the two runs",
+    compareHint: "Tick two finished answer runs: the older is A, the newer B.",
+    comparison: "Comparison", pairedItems: "paired items", metric: "Metric",
+    delta: "Δ (B − A)", ci95: "95 % CI", openComparison: "Open comparison",
     answerCache: "Answer cache", entries: "Entries", approved: "Approved", hits: "Hits",
     size: "Size on disk",
     words: {},
@@ -78,12 +90,24 @@ const STRINGS = {
     withFeedback: "피드백 받음", explicit: "명시적 피드백", ratings: "평점 수",
     meanRating: "평균 평점", signals: "복사 · 다시 생성 · 바꿔 묻기", up: "👍",
     down: "👎", share: "좋아요 비율", times: "질문 횟수",
-    evalRuns: "검색 평가", dataset: "데이터셋 폴더", configs: "구성",
+    evalRuns: "평가", evalKind: "종류", kindRetrieval: "검색", kindAnswers: "답변",
+    dataset: "데이터셋 폴더", configs: "구성",
     split: "분할", limit: "질문 수", allQueries: "전체", startEval: "시작",
     evalHint: "서버에 있는 BEIR 폴더(corpus.jsonl, queries.jsonl, qrels/)나 QA 폴더" +
       "(corpus.jsonl, qa.jsonl)의 전체 경로입니다. 한 번에 하나씩 실행됩니다.",
-    evalStarted: "평가를 시작했습니다: ", started: "시작", state: "상태",
-    results: "nDCG@10 · recall@10", openReport: "보고서 열기", noEvals: "아직 평가 실행이 없습니다.",
+    golden: "골든 파일", modelField: "모델", promptField: "프롬프트", items: "항목 수",
+    serverDefault: "서버 기본값",
+    answerHint: "서버에 있는 골든 JSONL 파일의 전체 경로입니다. dari eval answers가 읽는 형식대로 " +
+      "한 줄에 질문 하나와 그 답(또는 \"unanswerable\": true)을 적습니다. 잘못된 줄은 건너뛰고 " +
+      "그 수를 셉니다. 모든 답변은 서버의 모델로 전체 파이프라인을 거쳐 만듭니다. " +
+      "한 번에 하나씩 실행됩니다.",
+    evalStarted: "평가를 시작했습니다: ", started: "시작", state: "상태", evalSet: "평가 세트",
+    results: "결과", openReport: "보고서 열기", noEvals: "아직 평가 실행이 없습니다.",
+    retrievalFigures: "nDCG@10 · recall@10", itemsWord: "항목", skippedWord: "건너뛴 줄",
+    collectionShort: "컬렉션", pick: "비교", compareRuns: "두 실행 비교",
+    compareHint: "끝난 답변 평가 두 개를 고르세요. 먼저 실행한 쪽이 A, 나중 쪽이 B입니다.",
+    comparison: "비교", pairedItems: "짝지은 항목", metric: "지표",
+    delta: "Δ (B − A)", ci95: "95 % 신뢰구간", openComparison: "비교 보고서 열기",
     answerCache: "답변 캐시", entries: "항목", approved: "승인됨", hits: "적중",
     size: "디스크 크기",
     words: {
@@ -95,13 +119,14 @@ const STRINGS = {
       comment: "의견", copy: "복사", regenerate: "다시 생성", rephrase: "바꿔 묻기",
       input: "입력", context: "문맥", output: "출력", allow: "허용", warn: "경고",
       block: "차단", redact: "가림", miss: "없음", exact: "일치", semantic: "의미 일치",
-      bypass: "건너뜀",
+      bypass: "건너뜀", retrieval: "검색", answers: "답변",
     },
   },
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: "en", key: "", tab: "", collection: "", evalTimer: 0, traces: [] };
+const state = { lang: "en", key: "", tab: "", collection: "", evalTimer: 0, traces: [],
+  runs: [], picked: [] };
 const TABS = ["collections", "traces", "feedback", "evals", "cache"];
 
 const t = (name) => STRINGS[state.lang][name] ?? STRINGS.en[name];
@@ -214,7 +239,7 @@ function show(tab) {
   status("");
   clearTimeout(state.evalTimer);
   const load = { collections: loadCollections, traces: loadTraces, feedback: loadFeedback,
-    evals: loadEvals, cache: loadCache }[tab];
+    evals: loadEvalsTab, cache: loadCache }[tab];
   load().catch(failed);
 }
 
@@ -439,16 +464,44 @@ function figuresList(dl, pairs) {
   dl.replaceChildren(...pairs.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, text(v)))));
 }
 
-// --- evals ----------------------------------------------------------------------------------
+// --- evals ---------------------------------------------------------------------------------
+
+// The headline figures of an answer run, as the run list shows them.
+const ANSWER_FIGURES = ["token_f1", "faithfulness", "citation_precision", "citation_recall",
+  "abstention_accuracy"];
+
+async function loadEvalsTab() {
+  await Promise.all([loadEvalCollections(), loadEvals()]);
+}
+
+async function loadEvalCollections() {
+  const select = $("ea-collection");
+  const chosen = select.value;
+  const list = await api("/api/collections");
+  select.replaceChildren(...list.map((c) => h("option", { value: c.name }, c.name)));
+  if (list.some((c) => c.name === chosen)) select.value = chosen;
+}
+
+function chooseKind() {
+  const kind = document.querySelector("input[name=evkind]:checked").value;
+  $("ev-retrieval").hidden = kind !== "retrieval";
+  $("ev-answers").hidden = kind !== "answers";
+}
 
 async function loadEvals() {
   clearTimeout(state.evalTimer);
   const runs = await api("/api/evals");
+  const comparable = new Set(runs.filter(canCompare).map((r) => r.id));
+  state.picked = state.picked.filter((id) => comparable.has(id));
+  state.runs = runs;
   fill($("evals"), runs.map(evalRow), "noevals");
+  pickedChanged();
   if (runs.some((r) => r.status === "running") && state.tab === "evals") {
     state.evalTimer = setTimeout(() => loadEvals().catch(failed), 1000);
   }
 }
+
+const canCompare = (run) => run.kind === "answers" && run.status === "done" && run.summary;
 
 function evalRow(run) {
   let where = word(run.status);
@@ -459,14 +512,65 @@ function evalRow(run) {
   }
   const stateCell = h("td", { class: `run-${run.status}` }, where);
   if (run.error) stateCell.append(h("div", { class: "error" }, run.error), h("div", { class: "hint" }, run.hint || ""));
-  const results = h("td", {}, ...Object.entries(run.summary?.configs ?? {}).map(([label, m]) =>
-    h("div", {}, `${label}: ${num(m["ndcg@10"], 3)} · ${num(m["recall@10"], 3)}`)));
   const open = run.report_url
     ? h("a", { href: run.report_url, target: "_blank", rel: "noopener noreferrer" }, t("openReport"))
     : "";
-  return row(when(run.started), h("span", { title: run.dataset }, run.summary?.dataset ??
-    run.dataset.split(/[\\/]/).filter(Boolean).pop()), run.configs, stateCell, results,
-  h("td", {}, open));
+  const pick = canCompare(run) ? h("input", { type: "checkbox", "data-run": run.id,
+    "aria-label": `${t("pick")} ${run.id}`, onchange: (e) => togglePick(run.id, e.target.checked) })
+    : "";
+  if (pick) pick.checked = state.picked.includes(run.id);
+  const answers = run.kind === "answers";
+  const path = answers ? run.golden : run.dataset;
+  const name = (answers ? run.summary?.golden : run.summary?.dataset) ??
+    path.split(/[\\/]/).filter(Boolean).pop();
+  return row(when(run.started), h("span", { class: "nowrap" }, word(run.kind)),
+    h("span", { title: path }, name),
+    answers ? answerSetup(run) : run.configs, stateCell,
+    h("td", {}, ...(answers ? answerFigures(run) : retrievalFigures(run))), h("td", {}, open),
+    h("td", {}, pick));
+}
+
+function retrievalFigures(run) {
+  const configs = Object.entries(run.summary?.configs ?? {});
+  if (!configs.length) return [];
+  return [h("div", { class: "hint" }, t("retrievalFigures")), ...configs.map(([label, m]) =>
+    h("div", {}, `${label}: ${num(m["ndcg@10"], 3)} · ${num(m["recall@10"], 3)}`))];
+}
+
+function answerSetup(run) {
+  const parts = [`${t("collectionShort")} ${run.collection}`];
+  const model = run.summary?.model ?? run.model;
+  if (model) parts.push(`${t("model")} ${model}`);
+  const prompts = run.summary?.prompt_versions?.join(", ") || run.prompt;
+  if (prompts) parts.push(`${t("promptVersion")} ${prompts}`);
+  if (run.top_k) parts.push(`top_k ${run.top_k}`);
+  return parts.join(" · ");
+}
+
+function answerFigures(run) {
+  const s = run.summary;
+  if (!s) return [];
+  const lines = ANSWER_FIGURES.filter((name) => s.metrics[name]).map((name) => {
+    const m = s.metrics[name];
+    const interval = m.n ? ` [${num(m.low, 2)}, ${num(m.high, 2)}] n=${m.n}` : "";
+    return h("div", {}, `${name}: ${num(m.mean, 3)}`, h("span", { class: "hint" }, interval));
+  });
+  const counts = `${t("itemsWord")} ${s.items} · ${t("skippedWord")} ${s.skipped}`;
+  return [...lines, h("div", { class: "hint" }, counts)];
+}
+
+function togglePick(id, on) {
+  state.picked = state.picked.filter((p) => p !== id);
+  if (on) state.picked.push(id);
+  if (state.picked.length > 2) state.picked = state.picked.slice(-2); // the last two ticked
+  for (const box of $("evals").querySelectorAll("input[data-run]")) {
+    box.checked = state.picked.includes(box.dataset.run);
+  }
+  pickedChanged();
+}
+
+function pickedChanged() {
+  $("comparebtn").disabled = state.picked.length !== 2;
 }
 
 async function startEval(e) {
@@ -474,11 +578,58 @@ async function startEval(e) {
   const limit = $("ev-limit").value.trim();
   const body = { dataset: $("ev-dataset").value.trim(), configs: $("ev-configs").value.trim(),
     split: $("ev-split").value.trim() || "test", limit: limit ? Number(limit) : null };
+  await begin("/api/evals/retrieval", body);
+}
+
+async function startAnswerEval(e) {
+  e.preventDefault();
+  const optional = (id) => $(id).value.trim() || null;
+  const limit = optional("ea-limit");
+  const body = { golden: $("ea-golden").value.trim(), collection: $("ea-collection").value,
+    model: optional("ea-model"), prompt: optional("ea-prompt"),
+    limit: limit ? Number(limit) : null };
+  await begin("/api/evals/answers", body);
+}
+
+async function begin(path, body) {
   try {
-    const run = await api("/api/evals/retrieval", { method: "POST", body });
+    const run = await api(path, { method: "POST", body });
     status(t("evalStarted") + run.id);
     await loadEvals();
   } catch (err) { failed(err); }
+}
+
+// B is the newer run: a change is read as what happened since A.
+async function compareRuns() {
+  const started = new Map(state.runs.map((r) => [r.id, r.started]));
+  const [a, b] = [...state.picked].sort((x, y) => started.get(x) - started.get(y));
+  try {
+    const data = await api("/api/evals/compare", { method: "POST", body: { a, b } });
+    showComparison(data);
+  } catch (err) { failed(err); }
+}
+
+// Lower is better for latency and token counts (dari.eval.compare.lower_is_better).
+const lowerIsBetter = (name) => /(_ms|_s|tokens)$/.test(name) || name.includes("latency");
+
+function showComparison(data) {
+  $("comparison").hidden = false;
+  $("cmp-title").textContent = `${t("comparison")}: B = ${data.b} · A = ${data.a}`;
+  $("cmp-meta").textContent = `${data.paired_items} ${t("pairedItems")} · ${data.note}`;
+  const rows = Object.entries(data.metrics).filter(([, m]) => m.n).map(([name, m]) => {
+    const [lo, hi] = m.ci95;
+    const up = lowerIsBetter(name) ? hi < 0 : lo > 0;
+    const down = lowerIsBetter(name) ? lo > 0 : hi < 0;
+    const digits = lowerIsBetter(name) ? 1 : 3; // ms and tokens, or scores
+    const sign = (v) => (v > 0 ? "+" : "") + v.toFixed(digits);
+    const tr = row(name, num(m.a, digits), num(m.b, digits), h("td", { class: "delta" }, sign(m.delta)),
+      `[${sign(lo)}, ${sign(hi)}]`, m.n);
+    if (up || down) tr.className = up ? "delta-better" : "delta-worse";
+    return tr;
+  });
+  fill($("cmp-deltas"), rows);
+  $("cmp-open").href = data.report_url;
+  $("comparison").scrollIntoView({ block: "nearest" });
 }
 
 // --- the answer cache -----------------------------------------------------------------------
@@ -531,6 +682,9 @@ function start() {
   $("outcome").addEventListener("change", () => loadTraces().catch(failed));
   $("reloadtraces").addEventListener("click", () => loadTraces().catch(failed));
   $("evalform").addEventListener("submit", startEval);
+  $("answerform").addEventListener("submit", startAnswerEval);
+  for (const r of document.querySelectorAll("input[name=evkind]")) r.addEventListener("change", chooseKind);
+  $("comparebtn").addEventListener("click", compareRuns);
   checkAccess().catch(failed);
 }
 
