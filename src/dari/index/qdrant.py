@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,8 +183,10 @@ class QdrantVectorIndex:
         self._client.create_collection(
             self.name, vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
         )
-        for field in ("acl", "meta", "chunk_id"):  # a server indexes them; local mode ignores it
-            self._client.create_payload_index(self.name, field, qm.PayloadSchemaType.KEYWORD)
+        with warnings.catch_warnings():  # local mode says it ignores them; a server uses them
+            warnings.simplefilter("ignore", UserWarning)
+            for field in ("acl", "meta", "chunk_id"):
+                self._client.create_payload_index(self.name, field, qm.PayloadSchemaType.KEYWORD)
 
     def _payloads(self) -> dict[str, Tags]:
         """Every point's chunk id and tags, read page by page (no vectors)."""
