@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +94,47 @@ def corpus(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return root
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on a loopback port, for this test only, ready when yielded."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server)")
+    import redis
+
+    for _ in range(3):  # another process may take the port between choosing and binding it
+        port = free_port()
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+             "no", "--daemonize", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        client = redis.Redis(port=port, socket_connect_timeout=0.2)
+        deadline, ready = time.monotonic() + 10, False
+        while not ready and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                ready = bool(client.ping())
+            except redis.ConnectionError:
+                time.sleep(0.02)  # polling, not guessing: the loop ends on the first PONG
+        client.close()
+        if ready:
+            break
+        proc.kill()
+        output = proc.communicate()[0].decode(errors="replace")
+    else:
+        pytest.fail(f"redis-server did not start: {output[-500:]}")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

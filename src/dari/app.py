@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dari.cache.answers import AnswerCache
 from dari.cache.hook import PipelineCache
@@ -41,6 +41,9 @@ from dari.retrieve.ltr import LTRReranker
 from dari.retrieve.rerank import MMRReranker
 from dari.retrieve.transform import QueryTransformer
 from dari.types import Answer, GenerationParams, IngestReport, Stage
+
+if TYPE_CHECKING:
+    from dari.cache.redis_store import RedisCacheStore
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -90,7 +93,19 @@ class Dari:
     @cached_property
     def cache(self) -> AnswerCache:
         parser = MeaningParser(self.analyzer)
-        store = CacheStore(self.cache_path)
+        c = self.settings.cache
+        store: CacheStore | RedisCacheStore
+        if c.backend == "redis":
+            if not c.redis_url:
+                raise ConfigError(
+                    "cache.backend = 'redis' but cache.redis_url is empty",
+                    "set cache.redis_url (DARI_CACHE__REDIS_URL), e.g. redis://127.0.0.1:6379/1",
+                )
+            from dari.cache.redis_store import RedisCacheStore
+
+            store = RedisCacheStore(c.redis_url, c.redis_prefix)
+        else:
+            store = CacheStore(self.cache_path)
         return AnswerCache(store, self.settings.cache, parser, self.store.existing_chunks)
 
     @property

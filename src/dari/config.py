@@ -179,6 +179,11 @@ class CacheSettings(_Section):
     # any-change: every ingest into the collection empties its part of the cache.
     invalidate: Literal["cited", "any-change"] = "cited"
     path: str = ""  # "" = <home>/cache/answers.db
+    # sqlite: the file at `path` (one machine; processes sharing DARI_HOME share it). redis: one
+    # cache for every dari process pointing at redis_url (replicas on several machines).
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = ""  # e.g. redis://cache:6379/1
+    redis_prefix: str = "dari:cache:"
 
     @field_validator("similarity")
     @classmethod

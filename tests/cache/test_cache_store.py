@@ -1,10 +1,12 @@
-"""The cache file: keys, LRU and TTL, invalidation, concurrent writers, corrupt or old files."""
+"""The answer cache's store: keys, LRU and TTL, invalidation, concurrent writers; the same tests on
+SQLite (the embedded default) and on a real redis-server; corrupt or old SQLite files."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from dari.cache.answers import AnswerCache
 from dari.cache.key import make_scope, normalise
 from dari.cache.meaning import MeaningParser
+from dari.cache.redis_store import RedisCacheStore
 from dari.cache.store import CacheStore, Entry
 from dari.config import CacheSettings
 from dari.index.analyzer import Analyzer
@@ -22,6 +25,18 @@ from dari.types import GenerationParams
 @pytest.fixture(scope="module")
 def parser() -> MeaningParser:
     return MeaningParser(Analyzer())
+
+
+Opener = Callable[[], CacheStore | RedisCacheStore]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens the cache as another process would: a connection of its own to the same data."""
+    if request.param == "sqlite":
+        return lambda: CacheStore(tmp_path / "a.db")
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisCacheStore(url, "test:cache:")
 
 
 def _entry(i: int, scope: str = "s", chunks: tuple[str, ...] = ("c1",), **kw: object) -> Entry:
@@ -46,7 +61,9 @@ def _entry(i: int, scope: str = "s", chunks: tuple[str, ...] = ("c1",), **kw: ob
     return Entry(**base)  # type: ignore[arg-type]
 
 
-def _put(store: CacheStore, e: Entry, parser: MeaningParser, limit: int = 100) -> str:
+def _put(
+    store: CacheStore | RedisCacheStore, e: Entry, parser: MeaningParser, limit: int = 100
+) -> str:
     vec = np.ones(4, dtype=np.float32) / 2
     return store.put(e, normalise(e.question), parser.parse(e.question), vec, limit)
 
@@ -77,8 +94,8 @@ def test_normalise() -> None:
     assert normalise("환불 되나요?") == "환불 되나요"
 
 
-def test_first_writer_wins_and_approval_sticks(tmp_path: Path, parser: MeaningParser) -> None:
-    store = CacheStore(tmp_path / "a.db")
+def test_first_writer_wins_and_approval_sticks(opener: Opener, parser: MeaningParser) -> None:
+    store = opener()
     assert _put(store, _entry(1), parser) == "e1"
     same_key = _entry(2, question="Question 1?", approved=True)
     assert _put(store, same_key, parser) == "e1"
@@ -86,15 +103,14 @@ def test_first_writer_wins_and_approval_sticks(tmp_path: Path, parser: MeaningPa
     assert got is not None and got.approved and got.answer == "answer 1 [1]"
 
 
-def test_concurrent_writers_on_the_same_key(tmp_path: Path, parser: MeaningParser) -> None:
-    path = tmp_path / "a.db"
-    CacheStore(path).close()
+def test_concurrent_writers_on_the_same_key(opener: Opener, parser: MeaningParser) -> None:
+    opener().close()
     errors: list[BaseException] = []
     winners: list[str] = []
 
     def write(i: int) -> None:
         try:
-            store = CacheStore(path)  # a connection of its own, like another process
+            store = opener()  # a connection of its own, like another process
             winners.append(_put(store, _entry(i, question="same question"), parser))
             store.close()
         except BaseException as exc:  # pragma: no cover - the assertion shows it
@@ -107,13 +123,13 @@ def test_concurrent_writers_on_the_same_key(tmp_path: Path, parser: MeaningParse
         t.join()
     assert not errors
     assert len(set(winners)) == 1
-    assert len(CacheStore(path).entries()) == 1
+    assert len(opener().entries()) == 1
 
 
 def test_lru_evicts_least_recently_used_and_keeps_approved(
-    tmp_path: Path, parser: MeaningParser
+    opener: Opener, parser: MeaningParser
 ) -> None:
-    store = CacheStore(tmp_path / "a.db")
+    store = opener()
     _put(store, _entry(0, approved=True, last_used=0.0), parser, limit=3)
     for i in range(1, 5):
         _put(store, _entry(i), parser, limit=3)
@@ -121,15 +137,15 @@ def test_lru_evicts_least_recently_used_and_keeps_approved(
     assert left == {"e0", "e3", "e4"}
 
 
-def test_expired_entries_are_not_served(tmp_path: Path, parser: MeaningParser) -> None:
-    store = CacheStore(tmp_path / "a.db")
+def test_expired_entries_are_not_served(opener: Opener, parser: MeaningParser) -> None:
+    store = opener()
     _put(store, _entry(1, expires=time.time() - 1), parser)
     assert store.exact("s", normalise("question 1"), time.time()) is None
     assert store.delete_where(expired_before=time.time()) == 1
 
 
-def test_invalidation_by_cited_chunk(tmp_path: Path, parser: MeaningParser) -> None:
-    store = CacheStore(tmp_path / "a.db")
+def test_invalidation_by_cited_chunk(opener: Opener, parser: MeaningParser) -> None:
+    store = opener()
     _put(store, _entry(1, chunks=("c1", "c2")), parser)
     _put(store, _entry(2, chunks=("c3",)), parser)
     alive = {"c1", "c3"}
@@ -160,10 +176,9 @@ def test_old_schema_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_semantic_index_sees_writes_of_other_connections(
-    tmp_path: Path, parser: MeaningParser
+    opener: Opener, parser: MeaningParser
 ) -> None:
-    path = tmp_path / "a.db"
-    reader, writer = CacheStore(path), CacheStore(path)
+    reader, writer = opener(), opener()
     vec = np.ones(4, dtype=np.float32) / 2
     assert reader.nearest("s", vec, 0.5) == []
     _put(writer, _entry(1), parser)
@@ -172,9 +187,9 @@ def test_semantic_index_sees_writes_of_other_connections(
 
 
 def test_own_writes_patch_the_loaded_scope_instead_of_reloading(
-    tmp_path: Path, parser: MeaningParser
+    opener: Opener, parser: MeaningParser
 ) -> None:
-    store = CacheStore(tmp_path / "a.db")
+    store = opener()
     vec = np.ones(4, dtype=np.float32) / 2
     _put(store, _entry(1), parser)
     store.nearest("s", vec, 0.5)  # loads the scope

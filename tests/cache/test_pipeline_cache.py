@@ -202,3 +202,48 @@ def test_a_tuned_model_does_not_share_answers_with_its_base(
     answer = dari.ask(OFFICE, "c")
     assert answer.trace.model.startswith("sft-1+lora@")
     assert answer.trace.cache is not None and answer.trace.cache.lookup == "miss"
+
+
+def test_replicas_share_one_redis_cache_and_its_invalidation(
+    tmp_path: Path, corpus: Path, analyzer: Analyzer, redis_url: str
+) -> None:
+    """Two dari processes (here two Dari objects on one home) with cache.backend = "redis": an
+    answer one stored is a hit on the other, and a re-ingest on one kills it for both."""
+    cache = {"backend": "redis", "redis_url": redis_url, "similarity": {"en": 0.5}}
+    settings = Settings(home=tmp_path / "home", cache=cache)  # type: ignore[arg-type]
+    replicas: list[tuple[Dari, FakeGenerator]] = []
+    for _ in range(2):
+        d, gen = Dari(settings), FakeGenerator()
+        d.analyzer = analyzer
+        d.__dict__["embedder"] = FakeEmbedder(analyzer)
+        d.__dict__["generator"] = gen
+        replicas.append((d, gen))
+    (a, gen_a), (b, gen_b) = replicas
+    try:
+        first = _first(a, corpus, gen_a)
+        hit = b.ask(OFFICE, "c")
+        assert gen_b.seen == [] and hit.text == first.text
+        assert hit.trace.cache is not None and hit.trace.cache.lookup == "exact"
+        assert b.cache.store.counters()["version"] >= 1
+        (corpus / "office.txt").write_text("The office opens at 9 am on weekdays.\n")
+        a.ingest([corpus], "c")  # the cited chunk changed: the entry dies everywhere
+        gen_b.enqueue("The office opens at 9 am on weekdays [1].")
+        fresh = b.ask(OFFICE, "c")
+        assert len(gen_b.seen) == 1 and "9 am" in fresh.text
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_redis_cache_that_is_down_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    from dari.errors import BackendError
+
+    url = f"redis://:pw@127.0.0.1:{free_port()}/0"
+    settings = Settings(home=tmp_path / "h", cache={"backend": "redis", "redis_url": url})  # type: ignore[arg-type]
+    d = Dari(settings)
+    with pytest.raises(BackendError, match="answer cache's Redis") as info:
+        d.cache  # noqa: B018
+    assert "pw" not in info.value.message and "cache.redis_url" in info.value.hint
+    d.close()

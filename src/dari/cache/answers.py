@@ -12,13 +12,16 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dari.cache.key import Scope, normalise
 from dari.cache.meaning import Meaning, MeaningParser, differs
 from dari.cache.store import NEVER, CacheStore, Entry, new_id
+
+if TYPE_CHECKING:
+    from dari.cache.redis_store import RedisCacheStore
 from dari.config import CacheSettings
 from dari.types import Answer, Citation, Outcome, Stage
 
@@ -68,7 +71,11 @@ class AnswerCache:
     """Lookup, write policy, feedback and invalidation over a `CacheStore`."""
 
     def __init__(
-        self, store: CacheStore, settings: CacheSettings, parser: MeaningParser, alive: Alive
+        self,
+        store: CacheStore | RedisCacheStore,
+        settings: CacheSettings,
+        parser: MeaningParser,
+        alive: Alive,
     ) -> None:
         self.store = store
         self.settings = settings

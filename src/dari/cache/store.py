@@ -74,14 +74,67 @@ class _ScopeIndex:
     meanings: list[Meaning]
 
 
-class CacheStore:
-    """Entries keyed by (scope, normalised question), their cited chunks, hit counters."""
+class ScopeVectors:
+    """What both cache stores keep per process: the vectors of the scopes looked up, one numpy
+    matrix each, dropped when another process has written (`_refresh`) and patched in place for
+    this process's own writes. A store provides `_refresh` and `_load_scope`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._scopes: dict[str, _ScopeIndex] = {}
         self._seen_version = -1.0
+
+    def nearest(
+        self, scope: str, vec: np.ndarray, min_similarity: float, k: int = 5
+    ) -> list[tuple[str, float, Meaning]]:
+        """Entries of the scope whose embedding is at least `min_similarity` from `vec`, best
+        first (at most k): (entry id, cosine similarity, the entry question's meaning)."""
+        with self._lock:
+            self._refresh()
+            index = self._scopes.get(scope) or self._load_scope(scope)
+        if not index.ids:
+            return []
+        sims = index.vecs @ vec.astype(np.float32)
+        top = np.argsort(-sims)[:k]
+        return [
+            (index.ids[i], float(sims[i]), index.meanings[i])
+            for i in top
+            if sims[i] >= min_similarity
+        ]
+
+    def _refresh(self) -> None:
+        raise NotImplementedError
+
+    def _load_scope(self, scope: str) -> _ScopeIndex:
+        raise NotImplementedError
+
+    def _remember(self, scope: str, entry_id: str, vec: np.ndarray, meaning: Meaning) -> None:
+        """Our own new entry, added to a scope already in memory (no reload)."""
+        index = self._scopes.get(scope)
+        if index is not None:
+            row = vec.astype(np.float16).astype(np.float32)[None, :]
+            index.vecs = np.vstack([index.vecs, row]) if index.ids else row
+            index.ids.append(entry_id)
+            index.meanings.append(meaning)
+
+    def _forget(self, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        gone = set(entry_ids)
+        for index in self._scopes.values():
+            keep = [i for i, e in enumerate(index.ids) if e not in gone]
+            if len(keep) < len(index.ids):
+                index.vecs = index.vecs[keep]
+                index.ids = [index.ids[i] for i in keep]
+                index.meanings = [index.meanings[i] for i in keep]
+
+
+class CacheStore(ScopeVectors):
+    """Entries keyed by (scope, normalised question), their cited chunks, hit counters."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
         self.rebuilt = ""  # why the file was rebuilt on open, if it was
         self._db = self._open()
 
@@ -143,24 +196,6 @@ class CacheStore:
                 f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
             ).fetchone()
         return _entry(row) if row else None
-
-    def nearest(
-        self, scope: str, vec: np.ndarray, min_similarity: float, k: int = 5
-    ) -> list[tuple[str, float, Meaning]]:
-        """Entries of the scope whose embedding is at least `min_similarity` from `vec`, best
-        first (at most k): (entry id, cosine similarity, the entry question's meaning)."""
-        with self._lock:
-            self._refresh()
-            index = self._scopes.get(scope) or self._load_scope(scope)
-        if not index.ids:
-            return []
-        sims = index.vecs @ vec.astype(np.float32)
-        top = np.argsort(-sims)[:k]
-        return [
-            (index.ids[i], float(sims[i]), index.meanings[i])
-            for i in top
-            if sims[i] >= min_similarity
-        ]
 
     def entries(self, collection: str = "", limit: int = 50) -> list[Entry]:
         sql = f"SELECT {_COLUMNS} FROM entries"
@@ -304,26 +339,6 @@ class CacheStore:
         ]
         db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in gone])
         return gone
-
-    def _remember(self, scope: str, entry_id: str, vec: np.ndarray, meaning: Meaning) -> None:
-        """Our own new entry, added to a scope already in memory (no reload)."""
-        index = self._scopes.get(scope)
-        if index is not None:
-            row = vec.astype(np.float16).astype(np.float32)[None, :]
-            index.vecs = np.vstack([index.vecs, row]) if index.ids else row
-            index.ids.append(entry_id)
-            index.meanings.append(meaning)
-
-    def _forget(self, entry_ids: Sequence[str]) -> None:
-        if not entry_ids:
-            return
-        gone = set(entry_ids)
-        for index in self._scopes.values():
-            keep = [i for i, e in enumerate(index.ids) if e not in gone]
-            if len(keep) < len(index.ids):
-                index.vecs = index.vecs[keep]
-                index.ids = [index.ids[i] for i in keep]
-                index.meanings = [index.meanings[i] for i in keep]
 
     def _refresh(self) -> None:
         """Forget the in-memory scopes when any process has written since they were loaded."""
