@@ -187,3 +187,20 @@ def test_a_hugging_face_folder_base_gives_a_merged_gguf_llama_cpp_serves(tmp_pat
     question = [{"role": "user", "content": "What is the capital of France?"}]
     answer = "".join(gen.stream(question, GenerationParams(0.0, 1.0, 16, 7)))
     assert answer.strip()
+
+
+@pytest.mark.slow
+def test_the_same_recipe_data_and_seed_give_the_same_adapter(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    data = _rows(tmp_path, "sft", 16)
+    recipe = _recipe("sft", **{"train.max_steps": 2, "train.max_eval_rows": 1})
+    runs = [tmp_path / "one", tmp_path / "two"]
+    for out in runs:
+        _run(recipe, data, out)
+    one, two = (load_file(str(r / "adapter" / "adapter_model.safetensors")) for r in runs)
+    assert one.keys() == two.keys() and all(bool((one[k] == two[k]).all()) for k in one)
+    other = _run(recipe.with_overrides(seed=8), data, tmp_path / "three")
+    three = load_file(str(tmp_path / "three" / "adapter" / "adapter_model.safetensors"))
+    assert any(not bool((one[k] == three[k]).all()) for k in one)
+    assert other["steps"] == 2

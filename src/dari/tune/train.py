@@ -7,8 +7,6 @@ Imports torch, transformers, peft and trl (the `tune` extra) only when a run sta
 from __future__ import annotations
 
 import errno
-import os
-import random
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +59,7 @@ def run(
 
     import torch
 
-    _seed(recipe.seed, torch)
+    _seed(recipe.seed)
     hw = hardware(recipe, torch)
     say(f"loading {ref.path.name} on {hw.device}" + (" (bf16)" if hw.bf16 else " (fp32)"))
     # On the CPU the weights stay fp32 and bf16 is autocast; a GPU holds them in bf16.
@@ -195,10 +193,11 @@ def _quiet_libraries() -> None:
     logging.disable_progress_bar()
 
 
-def _seed(seed: int, torch: Any) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+def _seed(seed: int) -> None:
+    """Python's, numpy's and torch's generators (LoRA's initial weights come from torch's)."""
+    from transformers import set_seed
+
+    set_seed(seed)
 
 
 def _fit(
