@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import time
@@ -18,7 +19,7 @@ from dari.cache.hook import PipelineCache
 from dari.cache.meaning import MeaningParser
 from dari.cache.store import CacheStore
 from dari.config import RetrievalSettings, Settings
-from dari.errors import ConfigError, DariError, InputError
+from dari.errors import BackendError, ConfigError, DariError, InputError
 from dari.feedback.store import Feedback, FeedbackStore
 from dari.generate import models
 from dari.guards.audit import AuditLog
@@ -45,6 +46,7 @@ from dari.types import Answer, GenerationParams, IngestReport, Stage
 if TYPE_CHECKING:
     from dari.cache.redis_store import RedisCacheStore
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -273,8 +275,12 @@ class Dari:
         finally:
             self.bm25(collection).close()
         self.vectors(collection)  # rebuild now so the first question is fast
-        if self.settings.cache.enabled and self.cache_path.exists():
-            self.cache.invalidate(collection)  # answers citing changed or removed chunks die
+        c = self.settings.cache
+        if c.enabled and (c.backend == "redis" or self.cache_path.exists()):
+            try:
+                self.cache.invalidate(collection)  # answers citing changed or removed chunks die
+            except BackendError as exc:  # the ingest stands; serving re-checks cited chunks
+                log.warning("answer cache not invalidated after ingest: %s", exc)
         return report
 
     def retriever(
@@ -368,7 +374,10 @@ class Dari:
         and evicts what was disliked or corrected."""
         fb = self.feedback_store.add(trace_id, thumb, rating, comment, correction, approve)
         if self.settings.cache.enabled:
-            self._cache_follows(fb)
+            try:
+                self._cache_follows(fb)
+            except BackendError as exc:  # the feedback is recorded; the cache could not follow
+                log.warning("answer cache did not follow feedback on %s: %s", trace_id, exc)
         return fb
 
     def _cache_follows(self, fb: Feedback) -> None:

@@ -227,6 +227,7 @@ def test_replicas_share_one_redis_cache_and_its_invalidation(
         assert b.cache.store.counters()["version"] >= 1
         (corpus / "office.txt").write_text("The office opens at 9 am on weekdays.\n")
         a.ingest([corpus], "c")  # the cited chunk changed: the entry dies everywhere
+        assert b.cache.store.entries() == []
         gen_b.enqueue("The office opens at 9 am on weekdays [1].")
         fresh = b.ask(OFFICE, "c")
         assert len(gen_b.seen) == 1 and "9 am" in fresh.text
@@ -235,15 +236,33 @@ def test_replicas_share_one_redis_cache_and_its_invalidation(
         b.close()
 
 
-def test_a_redis_cache_that_is_down_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_redis_cache_that_is_down_never_stops_an_answer(
+    tmp_path: Path, corpus: Path, analyzer: Analyzer, fake_generator: FakeGenerator
+) -> None:
+    """The cache is derived data: with its Redis down, questions are answered (the trace says
+    the cache was bypassed and why), feedback is recorded, ingest completes; only the cache's
+    own commands fail, with a message naming the server."""
     from tests.conftest import free_port
 
     from dari.errors import BackendError
 
-    url = f"redis://:pw@127.0.0.1:{free_port()}/0"
-    settings = Settings(home=tmp_path / "h", cache={"backend": "redis", "redis_url": url})  # type: ignore[arg-type]
-    d = Dari(settings)
-    with pytest.raises(BackendError, match="answer cache's Redis") as info:
-        d.cache  # noqa: B018
-    assert "pw" not in info.value.message and "cache.redis_url" in info.value.hint
-    d.close()
+    url = f"redis://:pw@127.0.0.1:{free_port()}/0"  # nothing listens there
+    cache = {"backend": "redis", "redis_url": url}
+    d = Dari(Settings(home=tmp_path / "h", cache=cache))  # type: ignore[arg-type]
+    d.analyzer = analyzer
+    d.__dict__["embedder"] = FakeEmbedder(analyzer)
+    d.__dict__["generator"] = fake_generator
+    try:
+        d.ingest([corpus], "c")
+        fake_generator.enqueue(GOOD)
+        answer = d.ask(OFFICE, "c")
+        assert answer.outcome == Outcome.ANSWERED
+        use = answer.trace.cache
+        assert use is not None and use.lookup == "bypass" and "Redis" in use.reason
+        assert "pw" not in use.reason
+        assert d.feedback(answer.trace.id, thumb="down").trace_id == answer.trace.id
+        with pytest.raises(BackendError, match="answer cache's Redis") as info:
+            d.cache.store.counters()
+        assert "cache.redis_url" in info.value.hint
+    finally:
+        d.close()

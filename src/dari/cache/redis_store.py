@@ -58,8 +58,9 @@ class RedisCacheStore(ScopeVectors):
         self.rebuilt = ""
         self._p = prefix
         self._r = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        # No ping here: a Redis that is down makes each call fail (a lookup becomes a miss,
+        # said in the trace), never the construction of the pipeline.
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._call(self._r.ping)
 
     def close(self) -> None:
         self._r.close()
