@@ -1,6 +1,8 @@
 // dari's operator page: plain ES module, no framework, nothing from the network.
 // Every value from the API is inserted as text (textContent / text nodes), never as markup.
 
+import { builder, problem } from "./dom.js";
+
 const STRINGS = {
   en: {
     title: "operator", key: "API key", save: "Save",
@@ -133,18 +135,7 @@ const t = (name) => STRINGS[state.lang][name] ?? STRINGS.en[name];
 // An API word (an outcome, a status, a guard action) in the page's language.
 const word = (value) => STRINGS[state.lang].words[value] ?? value;
 
-// A small element builder: h("td", {class: "x"}, child, ...); children are text or nodes.
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "i18n") { el.dataset.i18n = v; el.textContent = t(v); }
-    else if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v);
-  }
-  el.append(...children.filter((c) => c !== null && c !== undefined));
-  return el;
-}
+const h = builder(t);
 
 const row = (...cells) => h("tr", {}, ...cells.map((c) => c instanceof Node && c.tagName === "TD"
   ? c : h("td", {}, c instanceof Node ? c : text(c))));
@@ -178,15 +169,6 @@ class ApiError extends Error {
 
 function authHeaders(extra = {}) {
   return state.key ? { ...extra, Authorization: `Bearer ${state.key}` } : extra;
-}
-
-async function problem(res) {
-  try {
-    const { error } = await res.json();
-    return [error.message, error.hint].filter(Boolean).join(" — ");
-  } catch {
-    return `HTTP ${res.status}`;
-  }
 }
 
 async function api(path, { method = "GET", body } = {}) {

@@ -1,6 +1,8 @@
 // dari's chat page: plain ES module, no framework, nothing from the network.
 // Model output is only ever inserted as text (textContent / text nodes), never as markup.
 
+import { builder, problem } from "./dom.js";
+
 const STRINGS = {
   en: {
     collection: "Collection", key: "API key", save: "Save",
@@ -71,18 +73,7 @@ localStorage.setItem("dari.session", session);
 
 const t = (name) => STRINGS[state.lang][name] ?? STRINGS.en[name];
 
-// A small element builder: h("button", {class: "x", i18n: "copy", onclick}, child, ...).
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "i18n") { el.dataset.i18n = v; el.textContent = t(v); }
-    else if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v);
-  }
-  el.append(...children.filter((c) => c !== null && c !== undefined));
-  return el;
-}
+const h = builder(t);
 
 // --- language -------------------------------------------------------------------------------
 
@@ -111,15 +102,6 @@ function headers() {
   const out = { "Content-Type": "application/json" };
   if (state.key) out.Authorization = `Bearer ${state.key}`;
   return out;
-}
-
-async function problem(res) {
-  try {
-    const { error } = await res.json();
-    return [error.message, error.hint].filter(Boolean).join(" — ");
-  } catch {
-    return `HTTP ${res.status}`;
-  }
 }
 
 function post(path, body, signal) {
