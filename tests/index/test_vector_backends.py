@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.index.test_vectors import DIM, add_file, brute_force, unit
+from tests.index.test_vectors import (
+    ACL_CASES,
+    DIM,
+    add_acl_groups,
+    add_file,
+    brute_force,
+    unit,
+)
 
 from dari.errors import BackendError
 from dari.index.store import Store
@@ -65,26 +72,11 @@ def test_top_k_matches_brute_force(store: Store, opener: Opener) -> None:
         assert scores[0] == pytest.approx(best, abs=1e-3)  # cosine similarity
 
 
-@pytest.mark.parametrize(
-    ("acl", "visible"),
-    [
-        (None, {"public", "hr", "fin", "both"}),
-        ([], {"public"}),
-        (["hr"], {"public", "hr", "both"}),
-        (["finance"], {"public", "fin", "both"}),
-        (["other"], {"public"}),
-    ],
-)
+@pytest.mark.parametrize(("acl", "visible"), ACL_CASES)
 def test_acl_filters_inside_the_search(
     store: Store, opener: Opener, acl: list[str] | None, visible: set[str]
 ) -> None:
-    rng = np.random.default_rng(4)
-    groups = {
-        "public": add_file(store, "pub.md", unit(rng, 6)),
-        "hr": add_file(store, "hr.md", unit(rng, 6), acl=["hr"]),
-        "fin": add_file(store, "fin.md", unit(rng, 6), acl=["finance"]),
-        "both": add_file(store, "both.md", unit(rng, 6), acl=["finance", "hr"]),
-    }
+    groups = add_acl_groups(store)
     index = opener()
     allowed = {cid for g in visible for cid in groups[g]}
     query = unit(np.random.default_rng(5), 1)[0]

@@ -100,28 +100,33 @@ def test_query_as_row_vector_and_float64(store: Store, tmp_path: Path) -> None:
 # --- ACL ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def acl_index(store: Store, tmp_path: Path) -> tuple[NumpyVectorIndex, dict[str, list[str]]]:
+ACL_CASES = [  # a reader's ACL tags, and the documents of `add_acl_groups` they may read
+    (None, {"public", "hr", "fin", "both"}),
+    ([], {"public"}),
+    (["hr"], {"public", "hr", "both"}),
+    (["finance"], {"public", "fin", "both"}),
+    (["other"], {"public"}),
+]
+
+
+def add_acl_groups(store: Store) -> dict[str, list[str]]:
+    """Four documents of six chunks: public, HR, finance, and HR + finance."""
     rng = np.random.default_rng(4)
-    groups = {
+    return {
         "public": add_file(store, "pub.md", unit(rng, 6)),
         "hr": add_file(store, "hr.md", unit(rng, 6), acl=["hr"]),
         "fin": add_file(store, "fin.md", unit(rng, 6), acl=["finance"]),
         "both": add_file(store, "both.md", unit(rng, 6), acl=["finance", "hr"]),
     }
+
+
+@pytest.fixture
+def acl_index(store: Store, tmp_path: Path) -> tuple[NumpyVectorIndex, dict[str, list[str]]]:
+    groups = add_acl_groups(store)
     return open_index(store, tmp_path / "vec"), groups
 
 
-@pytest.mark.parametrize(
-    ("acl", "visible"),
-    [
-        (None, {"public", "hr", "fin", "both"}),
-        ([], {"public"}),
-        (["hr"], {"public", "hr", "both"}),
-        (["finance"], {"public", "fin", "both"}),
-        (["other"], {"public"}),
-    ],
-)
+@pytest.mark.parametrize(("acl", "visible"), ACL_CASES)
 def test_acl_mask(
     store: Store,
     acl_index: tuple[NumpyVectorIndex, dict[str, list[str]]],
