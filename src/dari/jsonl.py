@@ -12,6 +12,18 @@ from pathlib import Path
 from dari.errors import InputError
 
 
+def read_utf8(path: Path, what: str, hint: str = "save it as UTF-8") -> tuple[bytes, str]:
+    """A file users give dari (a golden set, training rows): its bytes and its text (UTF-8, a
+    byte-order mark dropped); an InputError naming `what` when it cannot be read or decoded."""
+    try:
+        raw = path.read_bytes()
+        return raw, raw.decode("utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}", "check the path") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path} is not UTF-8 text", hint) from exc
+
+
 def check_target(path: Path, force: bool) -> None:
     """Refuse to overwrite an existing file without `force`, or to write over a folder."""
     if path.is_dir():

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dari.errors import InputError
+from dari.jsonl import read_utf8
 from dari.text import detect_lang
 
 LANGS = ("en", "ko")
@@ -54,14 +55,7 @@ def load_golden(path: Path) -> GoldenSet:
     """Read a golden JSONL file, keeping good lines and reporting bad ones (never raising on
     them); raises InputError only when the file cannot be read."""
     path = path.expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise InputError(
-            f"cannot read the golden set {path}: {exc.strerror}", "check the path"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"the golden set {path} is not UTF-8 text", "save it as UTF-8") from exc
+    lines = read_utf8(path, "the golden set")[1].splitlines()
     items: list[GoldenItem] = []
     skipped: list[SkippedLine] = []
     seen: set[str] = set()

@@ -20,6 +20,7 @@ from typing import Any
 
 from dari.errors import InputError
 from dari.eval.golden import SkippedLine
+from dari.jsonl import read_utf8
 from dari.tune.recipe import Method
 
 Message = dict[str, str]
@@ -83,17 +84,7 @@ def load_rows(path: Path, method: Method) -> tuple[list[Row], list[SkippedLine],
     """Every valid row of the file (duplicates dropped), the skipped lines, and the file's
     sha256; an unreadable or empty file, or one without a single valid row, is an InputError."""
     path = path.expanduser()
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
-    except OSError as exc:
-        raise InputError(
-            f"cannot read the training data {path}: {exc.strerror}", "check the path"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"the training data {path} is not UTF-8 text", "save it as UTF-8 JSONL"
-        ) from exc
+    raw, text = read_utf8(path, "the training data", "save it as UTF-8 JSONL")
     parse = PARSERS[method]
     rows: list[Row] = []
     skipped: list[SkippedLine] = []
