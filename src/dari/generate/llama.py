@@ -16,6 +16,7 @@ from typing import Any
 
 from dari.config import LLMSettings
 from dari.errors import BackendError, MissingExtra
+from dari.generate.models import sha256_file
 from dari.types import GenerationParams
 
 
@@ -132,13 +133,7 @@ class LlamaCppGenerator:
         """The adapter changes every layer's keys and values: a state saved without it, or with
         another adapter (every tune run has an adapter.gguf of the same size), must never be
         loaded with it. So the key holds the adapter's content, not only its name and size."""
-        if self._lora is None:
-            return ""
-        digest = hashlib.sha256()
-        with open(self._lora, "rb") as f:
-            while block := f.read(8 << 20):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(self._lora) if self._lora is not None else ""
 
     def _remember(self, key: str) -> None:
         self._prefix_key = key

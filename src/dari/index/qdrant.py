@@ -59,6 +59,14 @@ class QdrantVectorIndex:
         self._client = client
         self.name = name
         self._where = where  # the server's URL or the local folder, for error messages
+        self._exists: bool | None = None  # known after a sync, else asked once
+
+    def _present(self) -> bool:
+        """Whether the Qdrant collection exists (an empty dari collection makes none). Asked
+        once per index object: the app opens a new one whenever the collection changes."""
+        if self._exists is None:
+            self._exists = bool(self._client.collection_exists(self.name))
+        return self._exists
 
     @classmethod
     def open(
@@ -88,8 +96,8 @@ class QdrantVectorIndex:
         """Bring the points in step with the store's ready chunks; returns what changed."""
         ids, tags, matrix = store.ready_vectors(collection)
         with _calls(self._where):
-            self._ensure(matrix.shape[1] if len(ids) else 0)
-            if not self._client.collection_exists(self.name):
+            self._exists = self._ensure(matrix.shape[1] if len(ids) else 0)
+            if not self._exists:
                 return {"added": 0, "deleted": 0, "retagged": 0}
             present = self._payloads()
             wanted = {cid: (i, tags[i]) for i, cid in enumerate(ids)}
@@ -109,7 +117,7 @@ class QdrantVectorIndex:
 
     def __len__(self) -> int:
         with _calls(self._where):
-            if not self._client.collection_exists(self.name):
+            if not self._present():
                 return 0
             return int(self._client.count(self.name, exact=True).count)
 
@@ -135,7 +143,7 @@ class QdrantVectorIndex:
             must.append(qm.Filter(should=should))
         vector = np.asarray(query, dtype=np.float32).ravel().tolist()
         with _calls(self._where):
-            if not self._client.collection_exists(self.name):
+            if not self._present():
                 return []
             found = self._client.query_points(
                 self.name,
@@ -149,7 +157,7 @@ class QdrantVectorIndex:
     def vectors_of(self, ids: Sequence[str]) -> np.ndarray:
         """The stored (unit) vectors of these chunk ids, one row each; zeros for unknown ids."""
         with _calls(self._where):
-            if not ids or not self._client.collection_exists(self.name):
+            if not ids or not self._present():
                 return np.zeros((len(ids), 0), np.float32)
             points = self._client.retrieve(
                 self.name,
@@ -166,9 +174,9 @@ class QdrantVectorIndex:
         return out
 
     # -- helpers --------------------------------------------------------------------------------
-    def _ensure(self, dim: int) -> None:
+    def _ensure(self, dim: int) -> bool:
         """Create the Qdrant collection for `dim`-d vectors; one made for another size (the
-        embedder changed) is dropped and made again."""
+        embedder changed) is dropped and made again. Returns whether it exists now."""
         from qdrant_client import models as qm
 
         if self._client.collection_exists(self.name):
@@ -177,9 +185,9 @@ class QdrantVectorIndex:
             if dim and size != dim:
                 self._client.delete_collection(self.name)
             else:
-                return
+                return True
         if not dim:
-            return
+            return False
         self._client.create_collection(
             self.name, vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
         )
@@ -187,6 +195,7 @@ class QdrantVectorIndex:
             warnings.simplefilter("ignore", UserWarning)
             for field in ("acl", "meta", "chunk_id"):
                 self._client.create_payload_index(self.name, field, qm.PayloadSchemaType.KEYWORD)
+        return True
 
     def _payloads(self) -> dict[str, Tags]:
         """Every point's chunk id and tags, read page by page (no vectors)."""

@@ -110,7 +110,7 @@ def _item(row: Row, answer: str, ms: float, tokenize: am.Tokenize) -> dict[str, 
         "latency_ms": round(ms, 1),
     }
     if row.rejected:
-        good = am.token_f1(answer, [reference], tokenize)
+        good = metrics["token_f1"]
         bad = am.token_f1(answer, [row.rejected[0]["content"]], tokenize)
         metrics["prefers_chosen"] = 1.0 if good > bad else 0.5 if good == bad else 0.0
     return {

@@ -210,11 +210,12 @@ def _fit(
     skipped: list[SkippedLine] = []
     for r in rows:
         sides = [r.completion, r.rejected] if r.rejected else [r.completion]
-        n = max(_count(tokenizer, [*r.prompt, *side]) for side in sides)
-        if n > max_length:
-            skipped.append(SkippedLine(r.line, f"too long: {n} tokens > max_length {max_length}"))
+        counts = [_count(tokenizer, [*r.prompt, *side]) for side in sides]
+        if max(counts) > max_length:
+            reason = f"too long: {max(counts)} tokens > max_length {max_length}"
+            skipped.append(SkippedLine(r.line, reason))
             continue
-        lengths[r.key] = sum(_count(tokenizer, [*r.prompt, *side]) for side in sides)
+        lengths[r.key] = sum(counts)
         keep.append(r)
     return keep, lengths, skipped
 
