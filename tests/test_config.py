@@ -218,3 +218,19 @@ def test_the_documented_defaults_are_the_real_ones(lang: str) -> None:
         if isinstance(values, dict):
             for key, value in values.items():
                 assert real[section][key] == value, f"{section}.{key}"
+
+
+def test_scratch_settings_never_reach_the_shared_engines(tmp_path: Path) -> None:
+    shared = Settings(
+        home=tmp_path / "home",
+        store={"backend": "postgres", "postgres_url": "postgresql://db/dari"},  # type: ignore[arg-type]
+        vectors={"backend": "qdrant", "url": "http://qdrant:6333"},  # type: ignore[arg-type]
+        cache={"backend": "redis", "redis_url": "redis://r/1", "ttl_hours": 2},  # type: ignore[arg-type]
+        retrieval={"top_k": 7},  # type: ignore[arg-type]
+    )
+    scratch = shared.scratch(tmp_path / "eval")
+    assert scratch.home == tmp_path / "eval"
+    assert (scratch.store.backend, scratch.vectors.backend) == ("sqlite", "numpy")
+    assert (scratch.cache.backend, scratch.cache.ttl_hours) == ("sqlite", 2)
+    assert scratch.retrieval.top_k == 7  # what is being measured stays as configured
+    assert shared.store.backend == "postgres"  # the original is untouched

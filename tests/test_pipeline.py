@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import STORE_BACKENDS
 
 from dari.app import Dari
 from dari.errors import InputError, UnknownCollection
 from dari.testing import FakeGenerator
 from dari.types import Outcome
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The question flow, ACL and metadata filters are proven on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 def test_answer_cites_the_source_it_used(dari: Dari, corpus: Path, fake_generator: FakeGenerator):

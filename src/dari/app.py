@@ -19,7 +19,7 @@ from dari.cache.hook import PipelineCache
 from dari.cache.meaning import MeaningParser
 from dari.cache.store import CacheStore
 from dari.config import RetrievalSettings, Settings
-from dari.errors import BackendError, ConfigError, DariError, InputError
+from dari.errors import BackendError, ConfigError, DariError, InputError, UnknownCollection
 from dari.feedback.store import Feedback, FeedbackStore
 from dari.generate import models
 from dari.guards.audit import AuditLog
@@ -79,12 +79,18 @@ class Dari:
         self._models_home = models_home or self.home
         self.analyzer = Analyzer()
         self._bm25: dict[str, TantivyIndex] = {}
+        self._bm25_generation: dict[str, int] = {}  # generation each BM25 index was synced to
         self._vectors: dict[str, tuple[int, VectorIndex]] = {}
         self._served_names: dict[str, str] = {}
 
     # -- components, created on first use -------------------------------------------------
     @cached_property
     def store(self) -> Store:
+        s = self.settings.store
+        if s.backend == "postgres":
+            from dari.db.postgres import PostgresDatabase
+
+            return Store(PostgresDatabase(s.postgres_url, s.pool_size, s.connect_timeout_s))
         return Store(self.home / "dari.db")
 
     @cached_property
@@ -209,7 +215,23 @@ class Dari:
                 index.commit()
                 index.close()
             self._bm25[collection] = index
+        if self.settings.store.backend == "postgres":  # other processes write the store too
+            self._sync_bm25(collection)
         return self._bm25[collection]
+
+    def _sync_bm25(self, collection: str) -> None:
+        """Bring this process's BM25 index in step with the shared store when its generation
+        moved (one cheap query per call otherwise)."""
+        try:
+            generation = self.store.generation(collection)
+        except UnknownCollection:  # its first ingest: nothing to catch up with
+            return
+        if self._bm25_generation.get(collection) != generation:
+            from dari.index.bm25_sync import sync
+
+            folder = self.collection_folder(collection) / "bm25"
+            index = self._bm25[collection]
+            self._bm25_generation[collection] = sync(index, self.store, collection, folder)
 
     def vectors(self, collection: str) -> VectorIndex:
         generation = self.store.generation(collection)
@@ -226,6 +248,13 @@ class Dari:
                 index = QdrantVectorIndex.open(
                     self.qdrant, self.store, collection, v.prefix, stamp, generation, where
                 )
+            elif self.settings.vectors.backend == "pgvector":
+                from dari.index.pgvector import PgVectorIndex
+
+                stamp, prefix = folder / "pgvector.json", self.settings.vectors.prefix
+                index = PgVectorIndex.open(
+                    self.pgvector_pool, self.store, collection, prefix, stamp, generation
+                )
             else:
                 index = NumpyVectorIndex.open(self.store, collection, folder, generation)
             self._vectors[collection] = (generation, index)
@@ -238,6 +267,14 @@ class Dari:
 
         v = self.settings.vectors
         return connect(v.url, v.api_key.get_secret_value(), self.home / "qdrant", v.timeout_s)
+
+    @cached_property
+    def pgvector_pool(self) -> Any:
+        """One connection pool for all collections' vectors: vectors.url, else the store's."""
+        from dari.index.pgvector import connect
+
+        s, url = self.settings.store, self.settings.vectors.url
+        return connect(url or s.postgres_url, s.pool_size, s.connect_timeout_s)
 
     def _check_embedder(self, collection: str) -> None:
         used = self.store.embedder_of(collection)  # raises UnknownCollection
@@ -275,13 +312,26 @@ class Dari:
         finally:
             self.bm25(collection).close()
         self.vectors(collection)  # rebuild now so the first question is fast
+        self.invalidate_cache(collection)
+        return report
+
+    def invalidate_cache(self, collection: str) -> None:
+        """Cached answers citing chunks that changed or went die (after an ingest or a removal).
+        A cache that is down is logged and left: serving re-checks the cited chunks anyway."""
         c = self.settings.cache
         if c.enabled and (c.backend == "redis" or self.cache_path.exists()):
             try:
-                self.cache.invalidate(collection)  # answers citing changed or removed chunks die
-            except BackendError as exc:  # the ingest stands; serving re-checks cited chunks
-                log.warning("answer cache not invalidated after ingest: %s", exc)
-        return report
+                self.cache.invalidate(collection)
+            except BackendError as exc:
+                log.warning("answer cache of %s not invalidated: %s", collection, exc)
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the server keeps uploaded files: server.uploads_dir, else DARI_HOME/uploads.
+        Replicas with homes of their own share one (a shared volume) so that every replica sees
+        the same files under the same paths."""
+        folder = self.settings.server.uploads_dir
+        return Path(folder).expanduser() if folder else self.home / "uploads"
 
     def retriever(
         self,
@@ -443,11 +493,16 @@ class Dari:
         if self.settings.cache.enabled:
             self.cache.store.delete_where(collection=collection)
         self._bm25.pop(collection, None)
+        self._bm25_generation.pop(collection, None)
         self._vectors.pop(collection, None)
         if self.settings.vectors.backend == "qdrant":
             from dari.index.qdrant import drop
 
             drop(self.qdrant, self.settings.vectors.prefix + collection)
+        elif self.settings.vectors.backend == "pgvector":
+            from dari.index import pgvector
+
+            pgvector.drop(self.pgvector_pool, self.settings.vectors.prefix + collection)
         shutil.rmtree(self.collection_folder(collection), ignore_errors=True)
 
     def status(self) -> dict[str, Any]:
@@ -472,7 +527,9 @@ class Dari:
             )
         return {
             "home": str(self.home),
+            "store": self.store.db.where,
             "store_bytes": sum(self.store.sizes().values()),
+            "vectors": self.settings.vectors.backend,
             "collections": collections,
             "embedder": self.settings.embedder.name,
             "llm": self.model_status(),
@@ -515,6 +572,8 @@ class Dari:
             index.close()
         if "qdrant" in self.__dict__:
             self.qdrant.close()  # local mode: releases its folder
+        if "pgvector_pool" in self.__dict__:
+            self.pgvector_pool.close()
         if "cache" in self.__dict__:
             self.cache.store.close()
         if "store" in self.__dict__:

@@ -150,11 +150,23 @@ class GuardSettings(_Section):
     collections: dict[str, dict[str, dict[str, GuardAction]]] = Field(default_factory=dict)
 
 
+class StoreSettings(_Section):
+    """Where documents, chunks, traces, feedback, prompts and keys live (docs/en/scale-out.md)."""
+
+    # sqlite: DARI_HOME/dari.db (embedded default; processes on one machine may share it).
+    # postgres: the server at postgres_url, shared by every dari replica that points at it.
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_url: str = ""  # e.g. postgresql://dari:secret@db:5432/dari
+    pool_size: int = Field(10, ge=1, le=500)  # connections per process
+    connect_timeout_s: float = Field(5.0, gt=0)
+
+
 class VectorSettings(_Section):
     # numpy: exact search, memory-mapped next to the collection (embedded default; ~10 ms at
     # 100k chunks). qdrant: a Qdrant server at `url`, or qdrant-client's local mode in
-    # DARI_HOME/qdrant when url is "" (exact, slow: for tests and trials).
-    backend: Literal["numpy", "qdrant"] = "numpy"
+    # DARI_HOME/qdrant when url is "" (exact, slow: for tests and trials). pgvector: HNSW in
+    # PostgreSQL at `url`, or at store.postgres_url when url is "".
+    backend: Literal["numpy", "qdrant", "pgvector"] = "numpy"
     url: str = ""
     api_key: SecretStr = SecretStr("")
     prefix: str = "dari_"  # Qdrant collection = prefix + dari collection
@@ -214,6 +226,9 @@ class ServerSettings(_Section):
     rate_per_minute: float = Field(120.0, gt=0)  # per API key: sustained rate
     burst: int = Field(30, ge=1)  # per API key: requests allowed at once
     redis_url: str = ""  # share rate limits between processes; "" = in-process
+    # uploaded files; "" = DARI_HOME/uploads. Replicas with homes of their own point it at one
+    # shared folder (a shared volume), so that each sees every upload under the same path.
+    uploads_dir: str = ""
     otel_endpoint: str = ""  # OTLP/HTTP traces URL (…:4318/v1/traces); "" = no tracing
     otel_service_name: str = "dari"  # service.name of the spans
 
@@ -233,6 +248,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    store: StoreSettings = StoreSettings()
     vectors: VectorSettings = VectorSettings()
     llm: LLMSettings = LLMSettings()
     guards: GuardSettings = GuardSettings()
@@ -259,6 +275,18 @@ class Settings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser()
+
+    def scratch(self, home: Path) -> Settings:
+        """These settings over a scratch home on the embedded engines (evals index their data
+        sets there): nothing reaches the shared store, vector server or cache of the users."""
+        return self.model_copy(
+            update={
+                "home": home,
+                "store": StoreSettings(),
+                "vectors": VectorSettings(),
+                "cache": self.cache.model_copy(update={"backend": "sqlite", "path": ""}),
+            }
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

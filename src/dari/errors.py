@@ -83,6 +83,7 @@ class UnknownCollection(StoreError):
 class BackendError(DariError):
     exit_code = 69  # EX_UNAVAILABLE
     http_status = 503
+    retry_after = 5.0  # seconds a client should wait before trying again (the Retry-After)
 
 
 class ModelNotFound(BackendError):

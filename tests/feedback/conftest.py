@@ -6,12 +6,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import STORE_BACKENDS
 
 from dari.app import Dari
 from dari.feedback.store import FeedbackStore
 from dari.testing import FakeGenerator
 
 Ask = Callable[..., str]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Every feedback test runs on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from tests.index.stores import reopen
 
 from dari.app import Dari
 from dari.errors import InputError, UnknownTrace
 from dari.feedback.store import FeedbackStore, Kind, Signal, Thumb
-from dari.index.store import Store
 
 LEAVE_Q = "연차 휴가는 며칠인가요?"
 LEAVE_A = "정규직 직원의 연차 휴가는 1년에 15일입니다 [1]."
@@ -29,7 +29,7 @@ def test_a_thumb_up_is_stored_and_returned_with_its_kind(ask: Ask, feedback: Fee
 def test_feedback_survives_reopening_the_store(ask: Ask, feedback: FeedbackStore, dari: Dari):
     trace = ask(LEAVE_Q, LEAVE_A)
     item = feedback.add(trace, "down", comment="답이 틀렸어요")
-    again = FeedbackStore(Store(dari.store.path))  # creating the tables twice is harmless
+    again = FeedbackStore(reopen(dari.store))  # another process, or after a restart
     assert again.entries(trace_id=trace) == [item]
     assert again.entries()[0].comment == "답이 틀렸어요"
 

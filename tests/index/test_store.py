@@ -1,4 +1,6 @@
-"""SQLite store: staged writes, the ready flip, removal, the embedding cache, traces."""
+"""The store on each engine (SQLite, and PostgreSQL when the postgres extra is installed): staged
+writes, the ready flip, removal, the embedding cache, traces. Engine-specific failure modes at the
+end."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.index.stores import reopen
 
 from dari.errors import StoreError, UnknownCollection
 from dari.index.store import Store
@@ -18,11 +21,15 @@ Row = tuple[str, Document, list[Section], list[Chunk], list[str]]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "dari.db")
     s.ensure_collection("docs", "fake-hash", 4)
     yield s
     s.close()
+
+
+def count(store: Store, sql: str) -> int:
+    return int(store.rows(sql)[0][0])
 
 
 def row(doc_id: str, path: str = "a.md", n: int = 2, acl: tuple[str, ...] = ()) -> Row:
@@ -111,7 +118,7 @@ def test_pending_files_lists_interrupted_writes(store: Store) -> None:
 
 def test_pending_files_survive_reopening(store: Store, tmp_path: Path) -> None:
     store.stage_file("docs", "a.md", "sha1", 10, [row("d1")])
-    again = Store(tmp_path / "dari.db")
+    again = reopen(store)
     try:
         assert again.pending_files("docs") == [("a.md", ["d1"], [])]
     finally:
@@ -175,7 +182,7 @@ def test_embeddings_cache_round_trip_in_float16(store: Store) -> None:
         assert found[key].dtype == np.float32
         np.testing.assert_array_equal(found[key], vecs[key].astype(np.float16).astype(np.float32))
         np.testing.assert_allclose(found[key], vecs[key], rtol=1e-3, atol=1e-3)
-    (blob,) = store._db.execute("SELECT vec FROM embeddings WHERE key = 'k0'").fetchone()
+    ((blob,),) = store.rows("SELECT vec FROM embeddings WHERE key = 'k0'")
     assert len(blob) == 8 * 2  # stored as float16
 
 
@@ -268,10 +275,9 @@ def test_delete_collection_cascades(store: Store) -> None:
     store.delete_collection("docs")
     assert store.collection_names() == ["other"]
     assert store.file_paths("docs") == []
-    db = store._db
-    assert db.execute("SELECT count(*) FROM documents WHERE collection = 'docs'").fetchone() == (0,)
-    assert db.execute("SELECT count(*) FROM sections WHERE doc_id = 'd1'").fetchone() == (0,)
-    assert db.execute("SELECT count(*) FROM chunks WHERE doc_id = 'd1'").fetchone() == (0,)
+    assert count(store, "SELECT count(*) FROM documents WHERE collection = 'docs'") == 0
+    assert count(store, "SELECT count(*) FROM sections WHERE doc_id = 'd1'") == 0
+    assert count(store, "SELECT count(*) FROM chunks WHERE doc_id = 'd1'") == 0
     assert set(store.source_rows(chunk_ids(a, b))) == set(chunk_ids(b))
     with pytest.raises(UnknownCollection):
         store.delete_collection("docs")
@@ -284,7 +290,7 @@ def test_save_trace_and_read_it_back(store: Store) -> None:
     body = {"query": "연차 휴가는?", "hits": [{"n": 1}], "timings_ms": {"bm25": 1.5}}
     store.save_trace("t1", "docs", body)
     assert store.trace("t1") == body
-    (raw,) = store._db.execute("SELECT body FROM traces WHERE id = 't1'").fetchone()
+    ((raw,),) = store.rows("SELECT body FROM traces WHERE id = 't1'")
     assert "연차" in raw  # stored readable, not \\u-escaped
     assert json.loads(raw) == body
 
@@ -293,9 +299,9 @@ def test_trace_unknown_id(store: Store) -> None:
     assert store.trace("nope") is None
 
 
-def test_sizes_names_the_database(store: Store) -> None:
-    assert "dari.db" in store.sizes()
-    assert all(v >= 0 for v in store.sizes().values())
+def test_sizes_names_the_database(sqlite_store: Store) -> None:
+    assert "dari.db" in sqlite_store.sizes()
+    assert all(v >= 0 for v in sqlite_store.sizes().values())
 
 
 def test_unopenable_database_is_store_error(tmp_path: Path) -> None:
@@ -314,11 +320,13 @@ def test_uncreatable_home_is_store_error(tmp_path: Path) -> None:
     assert "DARI_HOME" in info.value.hint
 
 
-def test_wal_mode_and_foreign_keys(store: Store) -> None:
-    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert store._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
-    with pytest.raises(sqlite3.IntegrityError):
-        store._db.execute("INSERT INTO sections VALUES ('s', 'no-doc', 0, 't', '', NULL, '')")
+def test_wal_mode(sqlite_store: Store) -> None:
+    assert sqlite_store.rows("PRAGMA journal_mode") == [("wal",)]
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
+    with pytest.raises((sqlite3.IntegrityError, StoreError)), store.transaction() as db:
+        db.execute("INSERT INTO sections VALUES ('s', 'no-doc', 0, 't', '', NULL, '')")
 
 
 def test_disk_full_during_a_write_is_a_store_error_and_rolls_back(tmp_path: Path) -> None:
@@ -340,12 +348,12 @@ def test_disk_full_during_a_write_is_a_store_error_and_rolls_back(tmp_path: Path
                 raise sqlite3.OperationalError("database or disk is full")
             return self.real.execute(sql, *args)
 
-    real = store._db
-    store._local.db = FullDisk(real)  # this thread's connection
+    real = store.db._db  # type: ignore[attr-defined]
+    store.db._local.db = FullDisk(real)  # type: ignore[attr-defined]  # this thread's connection
     with pytest.raises(StoreError, match="disk is full") as err, store.transaction() as db:
         db.execute("UPDATE collections SET generation = 99 WHERE name = 'c'")
     assert "free disk space" in err.value.hint
-    store._local.db = real
+    store.db._local.db = real  # type: ignore[attr-defined]
     assert store.generation("c") == 0  # nothing half-written
 
 
@@ -363,7 +371,7 @@ def test_a_store_made_before_section_flags_is_upgraded_in_place(tmp_path: Path) 
     db.close()
     store = Store(path)
     try:
-        rows = store._db.execute("SELECT id, text, flags FROM sections").fetchall()
+        rows = store.rows("SELECT id, text, flags FROM sections")
         assert rows == [("s1", "kept", "")]
     finally:
         store.close()

@@ -1,6 +1,7 @@
-"""The same dense-search behaviour from every vector backend: exact numpy and Qdrant (tested in
-qdrant-client's local mode, which speaks the server's API). Ranking, ACL and metadata filters
-inside the search, and staying in step with the store as documents come, go and change tags."""
+"""The same dense-search behaviour from every vector backend: exact numpy, Qdrant (tested in
+qdrant-client's local mode, which speaks the server's API) and pgvector (a real PostgreSQL 18).
+Ranking, ACL and metadata filters inside the search, and staying in step with the store as
+documents come, go and change tags."""
 
 from __future__ import annotations
 
@@ -24,8 +25,6 @@ from dari.index.store import Store
 from dari.index.vectors import NumpyVectorIndex
 from dari.protocols import VectorIndex
 
-pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
-
 Opener = Callable[[], VectorIndex]
 
 
@@ -37,13 +36,23 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-@pytest.fixture(params=["numpy", "qdrant"])
+@pytest.fixture(params=["numpy", "qdrant", "pgvector"])
 def opener(request: pytest.FixtureRequest, store: Store, tmp_path: Path) -> Iterator[Opener]:
     """Opens the collection's index as the app does: synced with the store's generation."""
     folder = tmp_path / "collection"
     if request.param == "numpy":
         yield lambda: NumpyVectorIndex.open(store, "docs", folder, store.generation("docs"))
         return
+    if request.param == "pgvector":
+        from dari.index.pgvector import PgVectorIndex
+        from dari.index.pgvector import connect as connect_pg
+
+        pool = connect_pg(request.getfixturevalue("postgres_url"), 4, 5.0)
+        stamp, gen = folder / "pgvector.json", store.generation
+        yield lambda: PgVectorIndex.open(pool, store, "docs", "t_", stamp, gen("docs"))
+        pool.close()
+        return
+    pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
     from dari.index.qdrant import QdrantVectorIndex, connect
 
     client = connect("", "", tmp_path / "qdrant")
@@ -130,6 +139,7 @@ def test_a_new_acl_on_the_same_chunks_is_applied(store: Store, opener: Opener) -
 
 
 def test_a_server_that_is_down_is_a_clear_backend_error(store: Store, tmp_path: Path) -> None:
+    pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
     from dari.index.qdrant import QdrantVectorIndex, connect
 
     add_file(store, "a.md", unit(np.random.default_rng(1), 2))
@@ -146,6 +156,7 @@ def test_dari_answers_from_qdrant_with_acl(
     tmp_path: Path, corpus: Path, analyzer: Any, fake_generator: Any
 ) -> None:
     """The whole flow on `vectors.backend = "qdrant"`: ingest, answer with citations, ACL."""
+    pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
     from dari.app import Dari
     from dari.config import Settings
     from dari.testing import FakeEmbedder

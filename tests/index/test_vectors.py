@@ -172,7 +172,7 @@ def test_build_writes_the_stamped_file(store: Store, tmp_path: Path) -> None:
     assert meta["generation"] == store.collection("docs").generation
     assert meta["ids"] == ids
     assert [acl for acl, _ in meta["groups"]] == [["hr"]]
-    assert np.load(folder / "vectors.npy").shape == (3, DIM)
+    assert np.load(folder / meta["matrix"]).shape == (3, DIM)
     assert not list(folder.glob("*.tmp"))
 
 
@@ -217,9 +217,11 @@ def test_stale_file_is_not_trusted(store: Store, tmp_path: Path) -> None:
     ids = add_file(store, "a.md", unit(np.random.default_rng(11), 2))
     folder = tmp_path / "vec"
     folder.mkdir()
-    np.save(folder / "vectors.npy", np.zeros((1, DIM), dtype=np.float32))
+    np.save(folder / "vectors-old.npy", np.zeros((1, DIM), dtype=np.float32))
     (folder / "vectors.json").write_text(
-        json.dumps({"generation": -1, "ids": ["ghost"], "acl_groups": [0], "groups": [[]]})
+        json.dumps(
+            {"generation": -1, "matrix": "vectors-old.npy", "ids": ["ghost"], "groups": [[]]}
+        )
     )
     assert open_index(store, folder).ids == ids
 
@@ -228,9 +230,32 @@ def test_missing_npy_is_rebuilt(store: Store, tmp_path: Path) -> None:
     ids = add_file(store, "a.md", unit(np.random.default_rng(12), 2))
     folder = tmp_path / "vec"
     open_index(store, folder)
-    (folder / "vectors.npy").unlink()
+    for matrix in folder.glob("vectors*.npy"):
+        matrix.unlink()
     assert open_index(store, folder).ids == ids
-    assert (folder / "vectors.npy").exists()
+    assert (folder / json.loads((folder / "vectors.json").read_text())["matrix"]).exists()
+
+
+def test_processes_building_at_once_never_mix_their_files(store: Store, tmp_path: Path) -> None:
+    """Replicas sharing a home rebuild the same collection's matrix at the same time: each build
+    writes files of its own, and the stamp always names a matrix of its own rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(13)
+    add_file(store, "a.md", unit(rng, 3))
+    folder = tmp_path / "vec"
+    generation = store.collection("docs").generation
+
+    def build(_: int) -> list[str]:
+        return NumpyVectorIndex.build(store, "docs", folder, generation).ids
+
+    with ThreadPoolExecutor(4) as pool:
+        built = list(pool.map(build, range(8)))
+    assert all(ids == built[0] for ids in built)
+    meta = json.loads((folder / "vectors.json").read_text())
+    assert np.load(folder / meta["matrix"]).shape == (len(meta["ids"]), DIM)
+    reopened = open_index(store, folder)
+    assert reopened.ids == built[0] and isinstance(reopened._matrix, np.memmap)
 
 
 # --- empty ----------------------------------------------------------------------------------

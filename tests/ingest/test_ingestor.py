@@ -12,11 +12,20 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import STORE_BACKENDS
 
 from dari.app import Dari
+from dari.config import Settings
+from dari.errors import DariError
 from dari.ingest.ingestor import list_files
 from dari.testing import FakeEmbedder
 from dari.types import FileStatus
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Incremental ingest and crash safety are proven on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 def statuses(report) -> dict[str, FileStatus]:
@@ -107,6 +116,29 @@ def test_missing_path_is_reported(dari: Dari, tmp_path: Path):
     assert "no such file" in report.files[0].reason
 
 
+def psycopg_errors() -> type[Exception]:
+    try:
+        import psycopg
+    except ImportError:
+        return DariError
+    return psycopg.Error
+
+
+def files_written(settings: Settings) -> int:
+    """Files the ingest has staged or finished so far, read as another process would."""
+    if settings.store.backend == "sqlite":
+        db = settings.home_dir / "dari.db"
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as con:
+            return int(con.execute("SELECT count(*) FROM files").fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(settings.store.postgres_url) as con:
+        row = con.execute("SELECT count(*) FROM files").fetchone()
+        return int(row[0]) if row else 0
+
+
 _SLOW_INGEST = textwrap.dedent(
     """
     import sys, time
@@ -120,7 +152,7 @@ _SLOW_INGEST = textwrap.dedent(
             time.sleep(0.02)  # make the run long enough to be killed in the middle
             return super().embed_passages(texts)
 
-    d = Dari(Settings(home=Path(sys.argv[1])))
+    d = Dari(Settings.model_validate_json(sys.argv[1]))
     d.__dict__["embedder"] = Slow(d.analyzer)
     d.ingest([Path(sys.argv[2])], "c")
     """
@@ -136,20 +168,17 @@ def test_kill_9_mid_ingest_then_rerun_is_consistent(tmp_path: Path, settings, an
             f"# Document {i}\n\nThis is document number {i}. It talks about topic {i % 17} "
             f"and item {i * 7}.\n\n## Details\n\nMore text for document {i}.\n"
         )
-    home = settings.home_dir
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_INGEST, str(home), str(folder)])
-    db = home / "dari.db"
+    config = settings.model_dump_json()
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_INGEST, config, str(folder)])
     deadline = time.monotonic() + 120
     ready = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db) as con:
-                    ready = con.execute("SELECT count(*) FROM files").fetchone()[0]
-            except sqlite3.Error:
-                ready = 0
-            if ready >= 40:
-                break
+        try:
+            ready = files_written(settings)
+        except (sqlite3.Error, psycopg_errors()):  # not created yet
+            ready = 0
+        if ready >= 40:
+            break
         time.sleep(0.05)
     assert proc.poll() is None, "ingest finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)

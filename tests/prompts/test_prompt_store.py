@@ -1,4 +1,4 @@
-"""Stored prompt versions on a real SQLite store: numbered, kept, and never changed."""
+"""Stored prompt versions on real stores (SQLite, PostgreSQL): numbered, kept, never changed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import STORE_BACKENDS
+from tests.index.stores import open_store, reopen
 
-from dari.errors import InputError
+from dari.errors import InputError, StoreError
 from dari.index.store import Store
 from dari.prompts.builtin import builtin_versions
 from dari.prompts.parts import Parts, PromptVersion
@@ -24,9 +26,9 @@ def version(name: str, role: str, number: int = 1) -> PromptVersion:
     return PromptVersion(name, number, parts, "store", "why", base.ref)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "dari.db")
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = open_store(request.param, tmp_path, request)
     yield s
     s.close()
 
@@ -43,11 +45,9 @@ def test_added_versions_get_the_next_number_and_read_back_whole(store: Store) ->
     assert prompts.get("mine", 3) is None and prompts.latest("other") == 0
 
 
-def test_versions_survive_reopening_the_store(tmp_path: Path) -> None:
-    s = Store(tmp_path / "dari.db")
-    PromptStore(s).add(version("mine", "Be brief."))
-    s.close()
-    s = Store(tmp_path / "dari.db")
+def test_versions_survive_reopening_the_store(store: Store) -> None:
+    PromptStore(store).add(version("mine", "Be brief."))
+    s = reopen(store)
     found = PromptStore(s).get("mine", 1)
     s.close()
     assert found is not None and found.parts["en"].role == "Be brief."
@@ -67,7 +67,8 @@ def test_a_saved_version_is_immutable(store: Store) -> None:
 def test_the_database_itself_refuses_to_change_or_delete_a_version(store: Store) -> None:
     PromptStore(store).add(version("mine", "Be brief."))
     for sql in ("UPDATE prompt_versions SET parts = '{}'", "DELETE FROM prompt_versions"):
-        with pytest.raises(sqlite3.IntegrityError, match="immutable"), store.transaction() as db:
+        refused = pytest.raises((sqlite3.IntegrityError, StoreError), match="immutable")
+        with refused, store.transaction() as db:
             db.execute(sql)
     assert store.rows("SELECT count(*) FROM prompt_versions") == [(1,)]
 

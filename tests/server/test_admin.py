@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import STORE_BACKENDS
 
 from dari.config import Settings
 from dari.testing import FakeGenerator
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return str(request.param)
+
 
 KeyMaker = Callable[..., Any]
 PARKING = b"# Parking\n\nStaff park in lot B behind the warehouse, from 7 am.\n"

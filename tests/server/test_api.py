@@ -6,9 +6,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import STORE_BACKENDS
 
 from dari.testing import FakeGenerator
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return str(request.param)
+
 
 KeyMaker = Callable[..., Any]
 

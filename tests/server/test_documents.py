@@ -10,12 +10,20 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import STORE_BACKENDS
 from tests.server.conftest import serving
 
 from dari.app import Dari
 from dari.server.app import create_app
 from dari.server.uploads import safe_name
 from dari.testing import FakeGenerator
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return str(request.param)
+
 
 KeyMaker = Callable[..., Any]
 DOCS = "/api/collections/docs/documents"
@@ -24,9 +32,12 @@ PARK_Q = {"question": "Where do staff park?", "collection": "docs"}
 
 
 def _uploads(dari: Dari) -> list[str]:
-    """Every file under DARI_HOME/uploads, staging included, relative to it."""
+    """Every file under DARI_HOME/uploads, staging included, relative to it (not the lock file
+    that writers take turns on)."""
     root = dari.home / "uploads"
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != ".write.lock"
+    )
 
 
 def _names(client: TestClient, headers: dict[str, str], collection: str = "docs") -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import STORE_BACKENDS
 from tests.server.conftest import finished
 
 from dari.app import Dari
@@ -20,6 +21,13 @@ from dari.errors import InputError
 from dari.eval.retrieval import RetrievalEval
 from dari.feedback.report import report
 from dari.testing import FakeGenerator
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return str(request.param)
+
 
 KeyMaker = Callable[..., Any]
 DOCS = [

@@ -24,6 +24,7 @@ from dari.cli.eval_answers import eval_answers
 from dari.cli.eval_runs import eval_compare, eval_judge, eval_judge_pair
 from dari.cli.feedback import feedback_app
 from dari.cli.guard import guard_app
+from dari.cli.migrate import migrate
 from dari.cli.prompt import prompt_app
 from dari.cli.serve import keys_app, serve
 from dari.cli.tune import tune_app
@@ -55,6 +56,7 @@ app.add_typer(guard_app, name="guard")
 app.add_typer(cache_app, name="cache")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
+app.command("migrate")(migrate)
 app.add_typer(prompt_app, name="prompt")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(tune_app, name="tune")

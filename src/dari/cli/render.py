@@ -100,8 +100,8 @@ class QueryBar:
             self._bar.remove_task(self._task)
         self._task = self._bar.add_task(f"{self._prefix}{label}", total=total)
 
-    def advance(self) -> None:
-        self._bar.update(self._task, advance=1)
+    def advance(self, n: int = 1) -> None:
+        self._bar.update(self._task, advance=n)
 
 
 def retrieval_eval(console: Console, data: dict[str, Any], output: Path | None) -> None:
@@ -238,7 +238,8 @@ def status(console: Console, data: dict[str, Any]) -> None:
     model += f" ({_WHY[llm['source']]})" if llm.get("source") in _WHY else ""
     where = f" at {llm['base_url']}" if llm["backend"] == "openai" else ""
     console.print(
-        f"store: {_size(data['store_bytes'])}   embedder: {data['embedder']}   "
+        f"store: {escape(data['store'])} ({_size(data['store_bytes'])})   "
+        f"vectors: {data['vectors']}   embedder: {data['embedder']}   "
         f"llm: {llm['backend']}{where} · {escape(model)}"
     )
     if llm.get("error"):

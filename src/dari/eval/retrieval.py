@@ -112,7 +112,7 @@ class RetrievalEval:
 
     def __init__(self, settings: Settings, dari: Dari | None = None) -> None:
         home = settings.home_dir / "eval"
-        self._settings = settings.model_copy(update={"home": home})
+        self._settings = settings.scratch(home)
         self._dari = dari or Dari(self._settings, models_home=settings.home_dir)
         self._prepared: dict[str, float] = {}  # collection → seconds its ingest took
 

@@ -21,16 +21,6 @@ from dari.guards.pii import find_pii, redact
 from dari.index.store import Store
 
 MAX_TEXT_CHARS = 8000  # a comment or correction longer than this is pasted material, not feedback
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS feedback(
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      trace_id TEXT NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
-      kind TEXT NOT NULL, thumb TEXT CHECK (thumb IN ('up', 'down')),
-      rating INTEGER CHECK (rating BETWEEN 1 AND 5), comment TEXT NOT NULL DEFAULT '',
-      correction TEXT NOT NULL DEFAULT '', approved INTEGER NOT NULL DEFAULT 0,
-      created_at REAL NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS feedback_by_trace ON feedback(trace_id)",
-)
 _COLUMNS = (
     "f.id, f.trace_id, t.collection, f.kind, f.thumb, f.rating, f.comment, f.correction, "
     "f.approved, f.created_at"
@@ -154,13 +144,10 @@ class Rated:
 
 
 class FeedbackStore:
-    """Records feedback against trace ids and reads it back, in the store's own SQLite file."""
+    """Records feedback against trace ids and reads it back, in the store next to the traces."""
 
     def __init__(self, store: Store) -> None:
-        self._store = store
-        with store.transaction() as db:
-            for statement in _TABLES:
-                db.execute(statement)
+        self._store = store  # its table comes from the store's migrations (dari.db.schema)
 
     def add(
         self,
@@ -201,12 +188,11 @@ class FeedbackStore:
         collection = self._collection_of(trace_id)
         now = time.time()
         with self._store.transaction() as db:
-            cursor = db.execute(
+            (row_id,) = db.execute(
                 "INSERT INTO feedback(trace_id, kind, thumb, rating, comment, correction, "
-                "approved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "approved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (trace_id, kind.value, thumb, rating, comment, correction, int(approved), now),
-            )
-            row_id = int(cursor.lastrowid or 0)
+            ).fetchone()
         return Feedback(
             row_id, trace_id, collection, kind, thumb, rating, comment, correction, approved, now
         )

@@ -80,6 +80,10 @@ class TantivyIndex:
         for doc_id in doc_ids:
             writer.delete_documents_by_term("doc_id", doc_id)
 
+    def clear(self) -> None:
+        """Delete every chunk (visible on `commit`)."""
+        self._w().delete_all_documents()
+
     def commit(self) -> None:
         if self._writer is not None:
             try:

@@ -1,64 +1,32 @@
-"""SQLite store (WAL): collections, files, documents, sections, chunks and the embedding cache.
+"""The store: collections, files, documents, sections, chunks, the embedding cache and traces.
 
-SQLite is the source of truth; the BM25 and vector indexes are derived from it and can always be
-rebuilt. A file's documents are written in one transaction as `pending`, the derived indexes are
-committed, then the file flips to `ready` (see `dari.ingest.ingestor`). Readers only see `ready`.
+The store is the source of truth; the BM25 and vector indexes are derived from it and can always
+be rebuilt. A file's documents are written in one transaction as `pending`, the derived indexes
+are committed, then the file flips to `ready` (see `dari.ingest.ingestor`). Readers only see
+`ready`. It lives in SQLite under DARI_HOME (the embedded default) or in PostgreSQL (shared by
+replicas): `dari.db` holds the engines and the migrations that create every table.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from dari.errors import StoreError, UnknownCollection
+from dari.db.base import Args, Connection, Database
+from dari.db.schema import migrate
+from dari.db.sqlite import SqliteDatabase
+from dari.errors import UnknownCollection
 from dari.index.filters import meta_tokens
 from dari.types import Chunk, Document, Section
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS collections(
-  name TEXT PRIMARY KEY, embedder TEXT NOT NULL, dim INTEGER NOT NULL,
-  generation INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS files(
-  collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
-  path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('pending', 'ready')),
-  replaces TEXT NOT NULL DEFAULT '[]',  -- doc ids a pending write will delete
-  updated_at REAL NOT NULL, PRIMARY KEY (collection, path));
-CREATE TABLE IF NOT EXISTS documents(
-  id TEXT PRIMARY KEY, collection TEXT NOT NULL, path TEXT NOT NULL, source TEXT NOT NULL,
-  title TEXT NOT NULL, format TEXT NOT NULL, content_hash TEXT NOT NULL, lang TEXT NOT NULL,
-  acl TEXT NOT NULL, metadata TEXT NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('pending', 'ready')),
-  FOREIGN KEY (collection, path) REFERENCES files(collection, path) ON DELETE CASCADE);
-CREATE INDEX IF NOT EXISTS documents_by_path ON documents(collection, path);
-CREATE TABLE IF NOT EXISTS sections(
-  id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-  ordinal INTEGER NOT NULL, text TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER,
-  flags TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS sections_by_doc ON sections(doc_id);
-CREATE TABLE IF NOT EXISTS chunks(
-  id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-  section_id TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL, lang TEXT NOT NULL,
-  emb_key TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
-CREATE TABLE IF NOT EXISTS embeddings(key TEXT PRIMARY KEY, vec BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS traces(
-  id TEXT PRIMARY KEY, collection TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS trace_prompts(
-  trace_id TEXT PRIMARY KEY REFERENCES traces(id) ON DELETE CASCADE,
-  system TEXT NOT NULL, data TEXT NOT NULL);
-"""
+CHANGES_KEPT = 1000  # generations of the change log kept; an index further behind is rebuilt
 
 
 class IndexRow(NamedTuple):
@@ -99,81 +67,38 @@ class SourceRow:
 
 
 class Store:
-    """The SQLite store under DARI_HOME. Each thread gets a connection of its own (the server
-    answers in several threads; WAL lets them read while one writes)."""
+    """dari's tables in one database: SQLite at `where` when it is a path (each thread its own
+    connection), or the `Database` given (PostgreSQL, see `dari.db.postgres`). Opening applies
+    the migrations the database has not had."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.RLock()  # one write transaction at a time in this process
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db.executescript(_SCHEMA)
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(sections)")}
-            if "flags" not in columns:  # stores made before the guards tagged sections
-                self._db.execute("ALTER TABLE sections ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(
-                f"cannot open the store at {path}: {exc}",
-                "check that DARI_HOME is writable and the disk is not full",
-            ) from exc
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
+    def __init__(self, where: Path | Database) -> None:
+        self.db: Database = SqliteDatabase(where) if isinstance(where, Path) else where
+        self.path = where if isinstance(where, Path) else None
+        migrate(self.db)
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole on any error (disk full included). Threads
-        (the server's) take turns: a transaction holds the connection until it ends."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"the store is busy or unwritable: {exc}", "retry") from exc
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise StoreError(
-                    f"could not write to the store: {exc}",
-                    "free disk space and run the same command again; nothing was half-written",
-                ) from exc
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction; rolled back whole on any error (disk full included)."""
+        return self.db.transaction()
+
+    def _rows(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
+        return self.db.rows(sql, args)
+
+    def _one(self, sql: str, args: Args = ()) -> tuple[Any, ...] | None:
+        rows = self.db.rows(sql, args)
+        return rows[0] if rows else None
 
     # -- collections -----------------------------------------------------------------------
     def collection_names(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT name FROM collections ORDER BY name")]
+        return [r[0] for r in self._rows("SELECT name FROM collections ORDER BY name")]
 
     def ensure_collection(self, name: str, embedder: str, dim: int) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO collections VALUES (?, ?, ?, 0, ?)",
+                "INSERT INTO collections(name, embedder, dim, generation, created_at) "
+                "VALUES (?, ?, ?, 0, ?) ON CONFLICT (name) DO NOTHING",
                 (name, embedder, dim, time.time()),
             )
 
@@ -185,22 +110,22 @@ class Store:
         return str(self._collection_row(name)[1])
 
     def _collection_row(self, name: str) -> tuple[str, str, int, int]:
-        row = self._db.execute(
+        row = self._one(
             "SELECT name, embedder, dim, generation FROM collections WHERE name = ?", (name,)
-        ).fetchone()
+        )
         if row is None:
             raise UnknownCollection(name, self.collection_names())
         return (str(row[0]), str(row[1]), int(row[2]), int(row[3]))
 
     def collection(self, name: str) -> CollectionInfo:
         row = self._collection_row(name)
-        files, docs, chunks = self._db.execute(
+        files, docs, chunks = self._rows(
             """SELECT (SELECT count(*) FROM files WHERE collection = :c AND status = 'ready'),
                       (SELECT count(*) FROM documents WHERE collection = :c AND status = 'ready'),
                       (SELECT count(*) FROM chunks JOIN documents d ON d.id = chunks.doc_id
                         WHERE d.collection = :c AND d.status = 'ready')""",
             {"c": name},
-        ).fetchone()
+        )[0]
         return CollectionInfo(row[0], row[1], row[2], row[3], files, docs, chunks)
 
     def delete_collection(self, name: str) -> None:
@@ -210,32 +135,72 @@ class Store:
                 "DELETE FROM documents WHERE collection = ?", (name,)
             )  # cascades to sections and chunks
             db.execute("DELETE FROM files WHERE collection = ?", (name,))
+            db.execute("DELETE FROM changes WHERE collection = ?", (name,))
             db.execute("DELETE FROM collections WHERE name = ?", (name,))
 
-    def bump_generation(self, db: sqlite3.Connection, name: str) -> None:
-        db.execute("UPDATE collections SET generation = generation + 1 WHERE name = ?", (name,))
+    def bump_generation(self, db: Connection, name: str, doc_ids: Iterable[str] = ()) -> int:
+        """Move the collection's write counter on, logging the documents that came or went in
+        this step (`changes_since` reads the log for indexes that keep themselves in step)."""
+        (generation,) = db.execute(
+            "UPDATE collections SET generation = generation + 1 WHERE name = ? "
+            "RETURNING generation",
+            (name,),
+        ).fetchone()
+        db.executemany(
+            "INSERT INTO changes(collection, generation, doc_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(name, generation, doc_id) for doc_id in ("", *dict.fromkeys(doc_ids))],
+        )  # "" marks the generation itself, so that a step that touched nothing is no gap
+        if generation % 100 == 0:  # the log keeps the last CHANGES_KEPT generations
+            db.execute(
+                "DELETE FROM changes WHERE collection = ? AND generation <= ?",
+                (name, generation - CHANGES_KEPT),
+            )
+        return int(generation)
+
+    def changes_since(self, name: str, generation: int) -> list[str] | None:
+        """Documents added, replaced or removed after `generation` (each once); None when the log
+        does not reach back that far (an index that old is rebuilt whole)."""
+        rows = self._rows(
+            "SELECT generation, doc_id FROM changes WHERE collection = ? AND generation > ? "
+            "ORDER BY generation",
+            (name, generation),
+        )
+        (first,) = self._one(  # type: ignore[misc]
+            "SELECT min(generation) FROM changes WHERE collection = ?", (name,)
+        )
+        if generation < self.generation(name) and (first is None or first > generation + 1):
+            return None
+        return list(dict.fromkeys(doc_id for _, doc_id in rows if doc_id))
+
+    def created_at(self, name: str) -> float:
+        """When the collection was made: tells a collection apart from an earlier one of the
+        same name (a derived index of the old one must not be reused)."""
+        row = self._one("SELECT created_at FROM collections WHERE name = ?", (name,))
+        if row is None:
+            raise UnknownCollection(name, self.collection_names())
+        return float(row[0])
 
     # -- files -----------------------------------------------------------------------------
     def file_state(self, collection: str, path: str) -> tuple[str, str] | None:
         """(sha256, status) of a file, or None if it was never ingested."""
-        row = self._db.execute(
+        row = self._one(
             "SELECT sha256, status FROM files WHERE collection = ? AND path = ?", (collection, path)
-        ).fetchone()
+        )
         return (row[0], row[1]) if row else None
 
     def file_paths(self, collection: str) -> list[str]:
         return [
-            r[0]
-            for r in self._db.execute("SELECT path FROM files WHERE collection = ?", (collection,))
+            r[0] for r in self._rows("SELECT path FROM files WHERE collection = ?", (collection,))
         ]
 
     def pending_files(self, collection: str) -> list[tuple[str, list[str], list[str]]]:
         """Files whose write was interrupted: (path, new pending doc ids, doc ids to replace)."""
         out = []
-        for path, replaces in self._db.execute(
+        for path, replaces in self._rows(
             "SELECT path, replaces FROM files WHERE collection = ? AND status = 'pending'",
             (collection,),
-        ).fetchall():
+        ):
             new = self._doc_ids(collection, path, "pending")
             out.append((path, new, json.loads(replaces)))
         return out
@@ -246,7 +211,7 @@ class Store:
         if status:
             sql += " AND status = ?"
             args = (*args, status)
-        return [r[0] for r in self._db.execute(sql, args)]
+        return [r[0] for r in self._rows(sql, args)]
 
     def stage_file(
         self,
@@ -272,7 +237,8 @@ class Store:
                 (collection, path),
             )
             db.execute(
-                """INSERT INTO files VALUES (?, ?, ?, ?, 'pending', ?, ?)
+                """INSERT INTO files(collection, path, sha256, size, status, replaces, updated_at)
+                   VALUES (?, ?, ?, ?, 'pending', ?, ?)
                    ON CONFLICT(collection, path) DO UPDATE SET sha256 = excluded.sha256,
                    size = excluded.size, status = 'pending', replaces = excluded.replaces,
                    updated_at = excluded.updated_at""",
@@ -280,7 +246,9 @@ class Store:
             )
             for doc_id, doc, sections, chunks, emb_keys in docs:
                 db.execute(
-                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                    "INSERT INTO documents(id, collection, path, source, title, format, "
+                    "content_hash, lang, acl, metadata, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
                     (
                         doc_id,
                         collection,
@@ -303,7 +271,8 @@ class Store:
                     ],
                 )
                 db.executemany(
-                    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks(id, doc_id, section_id, ordinal, text, lang, emb_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (c.id, doc_id, c.section_id, c.ordinal, c.text, c.lang, k)
                         for c, k in zip(chunks, emb_keys, strict=True)
@@ -314,11 +283,21 @@ class Store:
     def finish_files(self, collection: str, paths: Iterable[str]) -> None:
         """Flip staged files to `ready`: their replaced documents go, the new ones appear."""
         with self.transaction() as db:
+            touched: list[str] = []
             for path in paths:
                 (replaces,) = db.execute(
                     "SELECT replaces FROM files WHERE collection = ? AND path = ?",
                     (collection, path),
                 ).fetchone()
+                touched += json.loads(replaces)
+                touched += [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT id FROM documents WHERE collection = ? AND path = ? "
+                        "AND status = 'pending'",
+                        (collection, path),
+                    )
+                ]
                 db.executemany(
                     "DELETE FROM documents WHERE id = ?", [(i,) for i in json.loads(replaces)]
                 )
@@ -331,21 +310,27 @@ class Store:
                     "WHERE collection = ? AND path = ?",
                     (collection, path),
                 )
-            self.bump_generation(db, collection)
+            self.bump_generation(db, collection, touched)
 
     def remove_files(self, collection: str, paths: Iterable[str]) -> list[str]:
         """Delete files and everything derived from them; returns the removed document ids."""
         removed: list[str] = []
         with self.transaction() as db:
             for path in paths:
-                removed.extend(self._doc_ids(collection, path))
+                removed += [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT id FROM documents WHERE collection = ? AND path = ?",
+                        (collection, path),
+                    )
+                ]
                 db.execute(
                     "DELETE FROM documents WHERE collection = ? AND path = ?", (collection, path)
                 )
                 db.execute(
                     "DELETE FROM files WHERE collection = ? AND path = ?", (collection, path)
                 )
-            self.bump_generation(db, collection)
+            self.bump_generation(db, collection, removed)
         return removed
 
     # -- chunks and embeddings -------------------------------------------------------------
@@ -353,7 +338,7 @@ class Store:
         """Rows to (re)index for the given documents."""
         rows: list[IndexRow] = []
         for doc_id in doc_ids:
-            for cid, text, acl, fmt, lang, meta in self._db.execute(
+            for cid, text, acl, fmt, lang, meta in self._rows(
                 "SELECT c.id, c.text, d.acl, d.format, d.lang, d.metadata FROM chunks c "
                 "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal",
                 (doc_id,),
@@ -366,7 +351,7 @@ class Store:
         """Document source → the id its row or sidecar gave it (metadata `id`), else the source."""
         return {
             source: str(json.loads(meta).get("id") or source)
-            for source, meta in self._db.execute(
+            for source, meta in self._rows(
                 "SELECT source, metadata FROM documents WHERE collection = ? AND status = 'ready'",
                 (collection,),
             )
@@ -375,7 +360,7 @@ class Store:
     def ready_doc_ids(self, collection: str) -> list[str]:
         return [
             r[0]
-            for r in self._db.execute(
+            for r in self._rows(
                 "SELECT id FROM documents WHERE collection = ? AND status = 'ready'", (collection,)
             )
         ]
@@ -385,7 +370,7 @@ class Store:
         limit on parameters)."""
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
-            yield from self._db.execute(sql.format(marks=",".join("?" * len(part))), part)
+            yield from self._rows(sql.format(marks=",".join("?" * len(part))), part)
 
     def cached_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         return {
@@ -398,7 +383,7 @@ class Store:
     def put_embeddings(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
+                "INSERT INTO embeddings(key, vec) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                 [(k, v.astype(np.float16).tobytes()) for k, v in items],
             )
 
@@ -410,10 +395,10 @@ class Store:
         ids: list[str] = []
         tags: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         blobs: list[bytes] = []
-        for cid, acl, fmt, lang, meta, blob in self._db.execute(
+        for cid, acl, fmt, lang, meta, blob in self._rows(
             "SELECT c.id, d.acl, d.format, d.lang, d.metadata, e.vec FROM chunks c "
             "JOIN documents d ON d.id = c.doc_id JOIN embeddings e ON e.key = c.emb_key "
-            "WHERE d.collection = ? AND d.status = 'ready' ORDER BY c.rowid",
+            f"WHERE d.collection = ? AND d.status = 'ready' ORDER BY c.{self.db.order_column}",
             (collection,),
         ):
             ids.append(cid)
@@ -458,33 +443,27 @@ class Store:
         """A trace, and the prompt the model saw (system message, last user message) apart."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO traces VALUES (?, ?, ?, ?)",
+                "INSERT INTO traces(id, collection, created_at, body) VALUES (?, ?, ?, ?)",
                 (trace_id, collection, time.time(), json.dumps(body, ensure_ascii=False)),
             )
             if prompt is not None:
-                db.execute("INSERT INTO trace_prompts VALUES (?, ?, ?)", (trace_id, *prompt))
+                db.execute(
+                    "INSERT INTO trace_prompts(trace_id, system, data) VALUES (?, ?, ?)",
+                    (trace_id, *prompt),
+                )
 
     def trace_prompt(self, trace_id: str) -> tuple[str, str] | None:
         """(system message, last user message) of a trace's generation, if it had one."""
-        row = self._db.execute(
-            "SELECT system, data FROM trace_prompts WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
+        row = self._one("SELECT system, data FROM trace_prompts WHERE trace_id = ?", (trace_id,))
         return (str(row[0]), str(row[1])) if row else None
 
-    def rows(
-        self, sql: str, args: Sequence[object] | dict[str, object] = ()
-    ) -> list[tuple[object, ...]]:
+    def rows(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
         """A read-only query for modules that keep their own tables in this store."""
-        with self._lock:
-            return [tuple(r) for r in self._db.execute(sql, args)]
+        return self._rows(sql, args)
 
     def trace(self, trace_id: str) -> dict[str, object] | None:
-        row = self._db.execute("SELECT body FROM traces WHERE id = ?", (trace_id,)).fetchone()
+        row = self._one("SELECT body FROM traces WHERE id = ?", (trace_id,))
         return json.loads(row[0]) if row else None
 
     def sizes(self) -> dict[str, int]:
-        return {
-            p.name: p.stat().st_size
-            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
-            if p.exists()
-        }
+        return self.db.sizes()

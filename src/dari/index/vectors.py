@@ -1,13 +1,16 @@
 """Exact dense search over a collection's chunk vectors, memory-mapped from disk.
 
-The matrix is derived from the SQLite store and stamped with the collection's generation; a
-stale or missing file is rebuilt from the store (atomically: write, then rename).
+The matrix is derived from the store and stamped with the collection's generation; a stale or
+missing one is rebuilt from the store (atomically: a matrix file of the build's own, then the
+stamp naming it renamed into place).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,14 +40,16 @@ class NumpyVectorIndex:
 
     @classmethod
     def open(cls, store: Store, collection: str, folder: Path, generation: int) -> NumpyVectorIndex:
-        meta_path, npy_path = folder / "vectors.json", folder / "vectors.npy"
-        if meta_path.exists() and npy_path.exists():
+        meta_path = folder / "vectors.json"
+        try:
             meta = json.loads(meta_path.read_text())
             if meta.get("generation") == generation and meta.get("format") == _FORMAT:
-                matrix = np.load(npy_path, mmap_mode="r")
+                matrix = np.load(folder / meta["matrix"], mmap_mode="r")
                 groups = [(tuple(a), tuple(m)) for a, m in meta["groups"]]
                 rows = np.asarray(meta["row_groups"], dtype=np.int32)
                 return cls(meta["ids"], rows, groups, matrix)
+        except (OSError, ValueError, KeyError):  # none yet, or replaced while being read
+            pass
         return cls.build(store, collection, folder, generation)
 
     @classmethod
@@ -56,19 +61,25 @@ class NumpyVectorIndex:
         rows = np.array([group_of.setdefault(t, len(group_of)) for t in tags], dtype=np.int32)
         groups = list(group_of)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp_npy, tmp_meta = folder / "vectors.npy.tmp", folder / "vectors.json.tmp"
-        with open(tmp_npy, "wb") as f:
+        # Names of this build's own: processes sharing the folder may build at once, and the
+        # stamp names its matrix, so a reader never pairs one build's stamp with another's rows.
+        unique = f"{generation}-{uuid.uuid4().hex[:12]}"
+        matrix_name, tmp_meta = f"vectors-{unique}.npy", folder / f"vectors-{unique}.json.tmp"
+        with open(folder / matrix_name, "wb") as f:
             np.save(f, matrix)
         meta = {
             "format": _FORMAT,
             "generation": generation,
+            "matrix": matrix_name,
             "ids": ids,
             "row_groups": rows.tolist(),
             "groups": [[list(a), list(m)] for a, m in groups],
         }
         tmp_meta.write_text(json.dumps(meta))
-        os.replace(tmp_npy, folder / "vectors.npy")
-        os.replace(tmp_meta, folder / "vectors.json")  # written last: it carries the stamp
+        os.replace(tmp_meta, folder / "vectors.json")  # the stamp goes last, in one step
+        for old in folder.glob("vectors*.npy"):  # earlier builds' (open maps stay readable)
+            if old.name != matrix_name and old.stat().st_mtime < time.time() - 60:
+                old.unlink(missing_ok=True)
         return cls(ids, rows, groups, matrix)
 
     def vectors_of(self, ids: Sequence[str]) -> np.ndarray:
@@ -103,4 +114,4 @@ class NumpyVectorIndex:
         return [(self.ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
-_FORMAT = 2  # bump when the files' layout changes: older files are rebuilt from the store
+_FORMAT = 3  # bump when the files' layout changes: older files are rebuilt from the store

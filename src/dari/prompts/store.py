@@ -1,4 +1,4 @@
-"""Prompt versions and choices kept in the SQLite store, next to the traces that name them.
+"""Prompt versions and choices kept in the store, next to the traces that name them.
 
 Versions are insert-only: triggers refuse UPDATE and DELETE, so a `name@version` in a trace
 always means the same parts. Choices (the default, the A/B split) are plain key/value rows.
@@ -6,26 +6,14 @@ always means the same parts. Choices (the default, the A/B split) are plain key/
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import cast
 
+from dari.db.base import Connection
 from dari.errors import InputError
 from dari.index.store import Store
 from dari.prompts.parts import PromptVersion, parts_from_json, parts_json
 
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS prompt_versions(
-       name TEXT NOT NULL, version INTEGER NOT NULL CHECK (version >= 1), parts TEXT NOT NULL,
-       sha256 TEXT NOT NULL, description TEXT NOT NULL, based_on TEXT NOT NULL,
-       created_at REAL NOT NULL, PRIMARY KEY (name, version))""",
-    """CREATE TRIGGER IF NOT EXISTS prompt_versions_no_update BEFORE UPDATE ON prompt_versions
-       BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END""",
-    """CREATE TRIGGER IF NOT EXISTS prompt_versions_no_delete BEFORE DELETE ON prompt_versions
-       BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END""",
-    """CREATE TABLE IF NOT EXISTS prompt_choices(
-       key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)""",
-)
 _COLUMNS = "name, version, parts, description, based_on, created_at"
 
 
@@ -34,18 +22,10 @@ class PromptStore:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._ready = False
         self._memo: dict[tuple[str, int], PromptVersion] = {}  # immutable rows: safe to keep
 
     def _tables(self) -> Store:
-        if not self._ready:
-            sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-            if self._store.rows(sql, ("prompt_choices",)) != [(1,)]:
-                with self._store.transaction() as db:
-                    for statement in _TABLES:
-                        db.execute(statement)
-            self._ready = True
-        return self._store
+        return self._store  # the tables come from the store's migrations (dari.db.schema)
 
     def versions(self) -> list[PromptVersion]:
         rows = self._tables().rows(f"SELECT {_COLUMNS} FROM prompt_versions ORDER BY name, version")
@@ -104,13 +84,17 @@ class PromptStore:
         with self._tables().transaction() as db:
             db.execute("DELETE FROM prompt_choices WHERE key = ?", (key,))
             if value is not None:
-                db.execute("INSERT INTO prompt_choices VALUES (?, ?, ?)", (key, value, time.time()))
+                db.execute(
+                    "INSERT INTO prompt_choices(key, value, updated_at) VALUES (?, ?, ?)",
+                    (key, value, time.time()),
+                )
 
 
-def _insert(db: sqlite3.Connection, version: PromptVersion, number: int) -> PromptVersion:
+def _insert(db: Connection, version: PromptVersion, number: int) -> PromptVersion:
     created = time.time()
     db.execute(
-        "INSERT INTO prompt_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO prompt_versions(name, version, parts, sha256, description, based_on, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             version.name,
             number,

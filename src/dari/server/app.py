@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from dari.app import Dari
 from dari.config import Settings
-from dari.errors import DariError, RateLimited
+from dari.errors import BackendError, DariError, RateLimited
 from dari.server.keys import KeyStore
 from dari.server.locked import LockedGenerator
 from dari.server.metrics import make_metrics
@@ -118,8 +118,8 @@ def _body_limit(request: Request) -> int:
 async def _dari_error(request: Request, exc: DariError) -> JSONResponse:
     request.app.state.metrics.errors.labels(type(exc).__name__).inc()
     response = _error(exc.http_status, _kind(exc), exc.message, exc.hint)
-    if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))  # never early
+    if isinstance(exc, RateLimited | BackendError):  # come back later: when, never too early
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 
 

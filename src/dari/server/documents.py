@@ -1,6 +1,7 @@
 """A collection's documents as the API manages them.
 
-Uploads are kept under DARI_HOME/uploads/<collection>/<name>, so uploading a name again updates
+Uploads are kept under <uploads>/<collection>/<name> (`Dari.uploads_dir`: server.uploads_dir, or
+DARI_HOME/uploads), so uploading a name again updates
 its documents (ingest is incremental by path) and `reingest` can run over the folder. A file's
 ACL tags go in its `<name>.meta.json` sidecar, the loader's own per-file tags, so a re-ingest of
 the folder keeps them. An upload whose ingest fails puts the earlier file (or none) back.
@@ -31,8 +32,7 @@ SIDECAR = ".meta.json"
 class UploadFolder:
     """DARI_HOME/uploads/<collection>: one flat folder of uploaded files and their sidecars."""
 
-    def __init__(self, home: Path, collection: str) -> None:
-        uploads = home / "uploads"
+    def __init__(self, uploads: Path, collection: str) -> None:
         uploads.mkdir(parents=True, exist_ok=True)
         self.uploads = uploads.resolve()  # ingest records resolved paths
         self.root = self.uploads / collection
@@ -76,7 +76,7 @@ def upload(
     (None: keep what an earlier upload gave them). Unsupported files and orphan sidecars fail
     without being kept; a file that fails to ingest is taken back out, the earlier one back in."""
     started = time.perf_counter()
-    folder = UploadFolder(dari.home, collection)
+    folder = UploadFolder(dari.uploads_dir, collection)
     folder.root.mkdir(exist_ok=True)
     placements, refused = _plan(folder, received, acl, staging)
     backups = staging / "previous"
@@ -166,7 +166,7 @@ def _sidecar_move(
 def remove(dari: Dari, collection: str, given: str) -> FileResult:
     """Remove a file's documents from the store, the BM25 index, the vectors and the answers
     cached from them; an uploaded file (and its sidecar) is deleted from disk too."""
-    folder = UploadFolder(dari.home, collection)
+    folder = UploadFolder(dari.uploads_dir, collection)
     path = _stored_path(dari.store, folder, collection, given)
     removed = dari.store.remove_files(collection, [path])
     index = dari.bm25(collection)
@@ -176,8 +176,7 @@ def remove(dari: Dari, collection: str, given: str) -> FileResult:
     finally:
         index.close()
     dari.vectors(collection)
-    if dari.settings.cache.enabled and dari.cache_path.exists():
-        dari.cache.invalidate(collection)
+    dari.invalidate_cache(collection)
     if folder.name_of(path) is not None:
         Path(path).unlink(missing_ok=True)
         Path(path + SIDECAR).unlink(missing_ok=True)
@@ -199,7 +198,7 @@ def _stored_path(store: Store, folder: UploadFolder, collection: str, given: str
 
 def reingest(dari: Dari, collection: str) -> IngestReport:
     """Ingest the collection's upload folder again: changed files update, deleted ones go."""
-    folder = UploadFolder(dari.home, collection)
+    folder = UploadFolder(dari.uploads_dir, collection)
     folder.root.mkdir(exist_ok=True)
     return dari.ingest([folder.root], collection, prune=True)
 
@@ -212,7 +211,7 @@ def create_collection(dari: Dari, name: str) -> CollectionInfo:
             f"collection '{name}' exists",
             f"upload to it: POST /api/collections/{name}/documents; or delete it first",
         )
-    shutil.rmtree(UploadFolder(dari.home, name).root, ignore_errors=True)  # a deleted one's
+    shutil.rmtree(UploadFolder(dari.uploads_dir, name).root, ignore_errors=True)  # a deleted one's
     dari.store.ensure_collection(name, dari.embedder.name, dari.embedder.dim)
     return dari.store.collection(name)
 
@@ -227,16 +226,13 @@ def list_documents(
         WHERE d.collection = ? AND d.status = 'ready'"""
     args: list[object] = [collection]
     if acl is not None:  # in SQL, so that limit and offset page over what the reader sees
-        marks = ",".join("?" * len(acl))
         sql += " AND (d.acl = '[]'"
-        sql += (
-            f" OR EXISTS (SELECT 1 FROM json_each(d.acl) WHERE value IN ({marks})))" if acl else ")"
-        )
+        sql += f" OR {dari.store.db.json_array_has_any('d.acl', len(acl))})" if acl else ")"
         args += list(acl)
     rows = dari.store.rows(
         sql + " ORDER BY d.path, d.source LIMIT ? OFFSET ?", [*args, limit, offset]
     )
-    folder = UploadFolder(dari.home, collection)
+    folder = UploadFolder(dari.uploads_dir, collection)
     out = []
     for doc_id, path, source, title, fmt, lang, tags, meta, updated, chunks in rows:
         tags = json.loads(str(tags))

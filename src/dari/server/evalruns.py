@@ -184,9 +184,7 @@ class EvalRuns:
     def _eval_dari(self) -> Dari:
         """A Dari over DARI_HOME/eval that borrows the server's analyzer, embedder and LLM."""
         settings = self._settings
-        dari = Dari(
-            settings.model_copy(update={"home": settings.home_dir / "eval"}), settings.home_dir
-        )
+        dari = Dari(settings.scratch(settings.home_dir / "eval"), settings.home_dir)
         dari.analyzer = self._dari.analyzer
         embedder = self._dari.embedder
         # Its own query memo, so the eval's queries do not push the users' out of the server's.

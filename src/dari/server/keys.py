@@ -16,10 +16,6 @@ from dari.errors import InputError
 from dari.index.store import Store
 
 PREFIX = "dari_"
-_TABLE = """CREATE TABLE IF NOT EXISTS api_keys(
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('user', 'admin')),
-  collections TEXT NOT NULL, acl TEXT, hash TEXT NOT NULL, created_at REAL NOT NULL,
-  revoked_at REAL)"""
 
 
 class Role(StrEnum):
@@ -49,9 +45,7 @@ class ApiKey:
 
 class KeyStore:
     def __init__(self, store: Store) -> None:
-        self._store = store
-        with store.transaction() as db:
-            db.execute(_TABLE)
+        self._store = store  # its table comes from the store's migrations (dari.db.schema)
 
     def create(
         self,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dari.app import Dari
 from dari.errors import ConfigError, InputError, NotFound
+from dari.filelock import file_turn
 from dari.prompts.parts import PromptVersion
 from dari.prompts.registry import PromptRegistry, describe
 from dari.server import documents, uploads
@@ -47,14 +48,17 @@ class SplitIn(_Body):
 
 async def _write(request: Request, work: Callable[[], T]) -> T:
     """Run `work` in a worker thread, one write to the indexes at a time (uploads, deletes and
-    re-ingests share a collection's BM25 writer). The lock is made on first use; this runs on
-    the event loop's one thread, so it is never made twice."""
+    re-ingests share a collection's BM25 writer, which tantivy lends to one writer at a time, and
+    its upload folder), in this process and among the processes sharing its uploads folder
+    (replicas on one machine, or on a shared volume). The thread lock is made on first use; this
+    runs on the event loop's one thread, so it is never made twice."""
     lock: threading.Lock | None = getattr(request.app.state, "write_lock", None)
     if lock is None:
         lock = request.app.state.write_lock = threading.Lock()
+    shared = dari_of(request).uploads_dir
 
     def locked() -> T:
-        with lock:
+        with lock, file_turn(shared / ".write.lock"):
             return work()
 
     return await run_in_threadpool(locked)
@@ -95,7 +99,7 @@ async def upload_documents(name: str, request: Request, key: Admin) -> dict[str,
     dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     limit = int(request.app.state.settings.server.max_upload_mb * 2**20)
-    staging = uploads.staging_folder(dari.home / "uploads")
+    staging = uploads.staging_folder(dari.uploads_dir)
     try:
         received = await uploads.receive(request, staging, limit)
         unknown = sorted(set(received.fields) - {"acl"})
@@ -145,7 +149,7 @@ async def reingest(name: str, request: Request, key: Admin) -> dict[str, Any]:
 
 
 def _report(dari: Dari, report: IngestReport) -> dict[str, Any]:
-    folder = documents.UploadFolder(dari.home, report.collection)
+    folder = documents.UploadFolder(dari.uploads_dir, report.collection)
     counts = {s.value: report.count(s) for s in FileStatus}
     return {
         "collection": report.collection,

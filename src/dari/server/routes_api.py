@@ -82,7 +82,7 @@ def delete_collection(name: str, request: Request, key: Admin) -> dict[str, str]
     dari = dari_of(request)
     check_collection(key, name, dari.store.collection_names())
     dari.delete_collection(name)
-    shutil.rmtree(dari.home / "uploads" / name, ignore_errors=True)  # its uploaded files
+    shutil.rmtree(dari.uploads_dir / name, ignore_errors=True)  # its uploaded files
     return {"deleted": name}
 
 
@@ -172,14 +172,15 @@ def traces(
 ) -> list[dict[str, Any]]:
     """Recent traces, newest first, each with its `created_at` (Unix time): this key's own
     (an admin sees all)."""
+    store = dari_of(request).store
     sql, args = "SELECT body, created_at FROM traces WHERE 1=1", []
     if collection:
         sql, args = sql + " AND collection = ?", [collection]
     if outcome:
-        sql, args = sql + " AND json_extract(body, '$.outcome') = ?", [*args, outcome]
+        sql, args = sql + f" AND {store.db.json_text('body', 'outcome')} = ?", [*args, outcome]
     if not key.admin:
-        sql, args = sql + " AND json_extract(body, '$.caller') = ?", [*args, key.id]
-    rows = dari_of(request).store.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
+        sql, args = sql + f" AND {store.db.json_text('body', 'caller')} = ?", [*args, key.id]
+    rows = store.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
     return [json.loads(str(r[0])) | {"created_at": r[1]} for r in rows]
 
 

@@ -101,7 +101,8 @@ def feedback_entries(
     items = dari.feedback_store.entries(collection, trace, limit)
     ids = sorted({item.trace_id for item in items})
     marks = ",".join("?" * len(ids))
-    sql = f"SELECT id, json_extract(body, '$.query') FROM traces WHERE id IN ({marks})"
+    query = dari.store.db.json_text("body", "query")
+    sql = f"SELECT id, {query} FROM traces WHERE id IN ({marks})"
     rows = dari.store.rows(sql, ids) if ids else []
     questions = {str(trace_id): str(question or "") for trace_id, question in rows}
     return [item.to_dict() | {"question": questions.get(item.trace_id, "")} for item in items]
