@@ -22,7 +22,7 @@ from dari.config import RetrievalSettings, Settings
 from dari.errors import BackendError, ConfigError, DariError, InputError, UnknownCollection
 from dari.feedback.store import Feedback, FeedbackStore
 from dari.generate import models
-from dari.guards.audit import AuditLog
+from dari.guards.audit import Audit, AuditLog, StoreAuditLog
 from dari.guards.chain import StageResult
 from dari.guards.factory import GuardSet
 from dari.index.analyzer import Analyzer
@@ -134,7 +134,11 @@ class Dari:
         return GuardSet(self.settings.guards, self.analyzer, self.embedder)
 
     @cached_property
-    def audit(self) -> AuditLog:
+    def audit(self) -> Audit:
+        """The guard verdicts' chained log: a file under DARI_HOME, or the shared store's table
+        when the store is PostgreSQL (one chain for all replicas)."""
+        if self.settings.store.backend == "postgres":
+            return StoreAuditLog(self.store)
         return AuditLog(self.home / "audit" / "audit.jsonl")
 
     @cached_property

@@ -17,7 +17,7 @@ from dari.errors import InputError
 from dari.generate.citations import process
 from dari.generate.prompt import PromptTemplate
 from dari.generate.streaming import CitationFilter
-from dari.guards.audit import AuditLog
+from dari.guards.audit import Audit
 from dari.guards.base import GuardContext
 from dari.guards.chain import GuardChain, StageResult, refusal
 from dari.guards.pii import find_pii, redact
@@ -77,7 +77,7 @@ class Pipeline:
         model_name: str,
         prompts: PromptRegistry | None = None,  # None: built-in and stored versions, defaults
         guards: GuardChain | None = None,
-        audit: AuditLog | None = None,
+        audit: Audit | None = None,
         embed_query: Callable[[str], np.ndarray] | None = None,
         cache: PipelineCache | None = None,
     ) -> None:

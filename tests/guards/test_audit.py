@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dari.guards.audit import AuditLog
+import pytest
+
+from dari.errors import StoreError
+from dari.guards.audit import AuditLog, StoreAuditLog
+from dari.index.store import Store
 from dari.types import Action, Span, Stage, Verdict
 
 V = Verdict(
@@ -48,3 +54,63 @@ def test_no_raw_text_is_written(tmp_path: Path):
     log = AuditLog(tmp_path / "audit.jsonl")
     log.append("t", "c", [V])
     assert "010" not in log.path.read_text()
+
+
+# --- the same chain in a PostgreSQL store (store.backend = "postgres") -----------------------
+
+
+@pytest.fixture
+def pg_store(postgres_url: str) -> Iterator[Store]:
+    from dari.db.postgres import PostgresDatabase
+
+    store = Store(PostgresDatabase(postgres_url, pool_size=4))
+    yield store
+    store.close()
+
+
+def test_replicas_append_to_one_chain_in_the_store(pg_store: Store, postgres_url: str) -> None:
+    from dari.db.postgres import PostgresDatabase
+
+    other = Store(PostgresDatabase(postgres_url, pool_size=4))  # a second replica
+    logs = [StoreAuditLog(pg_store), StoreAuditLog(other)]
+    try:
+        with ThreadPoolExecutor(4) as pool:  # appends from both at once take turns
+            list(pool.map(lambda i: logs[i % 2].append(f"t{i}", "hr", [V, V]), range(20)))
+        assert logs[0].verify() == (40, None)
+        assert sorted({r["trace"] for r in logs[1].records()}) == sorted(f"t{i}" for i in range(20))
+        assert "PostgreSQL at 127.0.0.1" in logs[0].where
+    finally:
+        other.close()
+
+
+def test_the_store_refuses_to_edit_or_delete_audit_lines(pg_store: Store) -> None:
+    log = StoreAuditLog(pg_store)
+    for i in range(3):
+        log.append(f"t{i}", "c", [V])
+    for sql in ("UPDATE audit SET line = '{}'", "DELETE FROM audit WHERE seq = 2"):
+        with pytest.raises(StoreError, match="append-only"), pg_store.transaction() as db:
+            db.execute(sql)
+    with pg_store.transaction() as db:  # someone with the rights to switch the trigger off
+        db.execute("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+        (line,) = db.execute("SELECT line FROM audit WHERE seq = 2").fetchone()
+        row = json.loads(line) | {"action": "allow"}
+        db.execute("UPDATE audit SET line = ? WHERE seq = 2", (json.dumps(row, sort_keys=True),))
+    assert log.verify() == (3, 3)  # line 2 was changed: line 3's link no longer matches
+
+
+def test_dari_audits_into_the_store_when_it_is_postgres(tmp_path: Path, postgres_url: str) -> None:
+    from dari.app import Dari
+    from dari.config import Settings
+
+    settings = Settings(
+        home=tmp_path / "home",
+        store={"backend": "postgres", "postgres_url": postgres_url},  # type: ignore[arg-type]
+    )
+    dari = Dari(settings)
+    try:
+        assert isinstance(dari.audit, StoreAuditLog)
+        dari.audit.append("t", "c", [V])
+        assert [r["trace"] for r in dari.audit.records()] == ["t"]
+        assert not (tmp_path / "home" / "audit").exists()
+    finally:
+        dari.close()

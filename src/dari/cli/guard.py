@@ -16,7 +16,6 @@ from dari.app import Dari
 from dari.cli import render
 from dari.config import load_settings
 from dari.errors import InputError
-from dari.guards.audit import AuditLog
 from dari.guards.batch import score_file, summary
 from dari.types import Stage
 
@@ -143,17 +142,17 @@ def audit(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show recent flagged verdicts from the audit log, or verify that it was not edited."""
-    settings = load_settings()
-    log = AuditLog(settings.home_dir / "audit" / "audit.jsonl")
+    dari = Dari(load_settings())
+    log = dari.audit
     console = Console(highlight=False)
     if verify:
         lines, broken = log.verify()
         if json_out:
             print(json.dumps({"lines": lines, "broken_at": broken}))
         elif broken is None:
-            console.print(f"[green]ok[/] {lines} lines, hash chain intact ({log.path})")
+            console.print(f"[green]ok[/] {lines} lines, hash chain intact ({log.where})")
         else:
-            console.print(f"[red]broken[/] at line {broken} of {lines} ({log.path})")
+            console.print(f"[red]broken[/] at line {broken} of {lines} ({log.where})")
         if broken is not None:
             raise typer.Exit(65)
         return
@@ -161,7 +160,7 @@ def audit(
     if json_out:
         print(json.dumps(flagged, ensure_ascii=False))
         return
-    table = Table("time", "trace", "stage", "guard", "action", "rule", "score", title=str(log.path))
+    table = Table("time", "trace", "stage", "guard", "action", "rule", "score", title=log.where)
     for r in flagged:
         table.add_row(
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"])),

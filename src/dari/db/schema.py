@@ -161,6 +161,20 @@ MIGRATIONS = (
   PRIMARY KEY (collection, generation, doc_id))""",
         ),
     ),
+    Migration(
+        6,
+        "the audit chain of every replica (PostgreSQL; SQLite stores keep a file)",
+        only={
+            "postgres": (
+                """CREATE TABLE IF NOT EXISTS audit(
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, line TEXT NOT NULL)""",
+                """CREATE OR REPLACE FUNCTION dari_audit_append_only() RETURNS trigger
+  LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$""",
+                """CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+  FOR EACH ROW EXECUTE FUNCTION dari_audit_append_only()""",
+            ),
+        },
+    ),
 )
 
 
