@@ -111,7 +111,9 @@ def fresh_database(server: LocalPostgres, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def run_size(n: int, queries: int, work: Path, server: LocalPostgres, backends: list[str]) -> dict:
+def run_size(
+    n: int, queries: int, work: Path, server: LocalPostgres, backends: list[str], build_mb: int
+) -> dict:
     rng = np.random.default_rng(7)
     store = Store(work / f"s{n}.db")
     store.ensure_collection("b", "bench", DIM)
@@ -131,7 +133,7 @@ def run_size(n: int, queries: int, work: Path, server: LocalPostgres, backends: 
             client, store, "b", "bench_", work / f"q-{n}.json", g, "local"
         ),
         "pgvector": lambda g: pgvector.PgVectorIndex.open(
-            pool, store, "b", "bench_", work / f"pg-{n}.json", g
+            pool, store, "b", "bench_", work / f"pg-{n}.json", g, build_mb
         ),
     }
     openers = {name: opener for name, opener in openers.items() if name in backends}
@@ -175,12 +177,15 @@ def main() -> None:
         "--backends", default="numpy,qdrant-local,pgvector", help="numpy is always measured"
     )
     ap.add_argument("--output", default="report.json", help="file name under the report folder")
+    ap.add_argument("--pg-build-mb", type=int, default=1024, help="vectors.build_memory_mb")
     args = ap.parse_args()
     backends = ["numpy", *(b for b in args.backends.split(",") if b != "numpy")]
     report: dict = {"machine": machine(), "dim": DIM, "k": K, "sizes": []}
     with tempfile.TemporaryDirectory(prefix="dari-bench-vectors-") as tmp, postgres() as server:
         for n in (int(x) for x in args.sizes.split(",")):
-            report["sizes"].append(run_size(n, args.queries, Path(tmp), server, backends))
+            report["sizes"].append(
+                run_size(n, args.queries, Path(tmp), server, backends, args.pg_build_mb)
+            )
             print(json.dumps(report["sizes"][-1]), file=sys.stderr)
     out = ROOT / "docs" / "benchmarks" / "vectors"
     out.mkdir(parents=True, exist_ok=True)

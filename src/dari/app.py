@@ -257,7 +257,13 @@ class Dari:
 
                 stamp, prefix = folder / "pgvector.json", self.settings.vectors.prefix
                 index = PgVectorIndex.open(
-                    self.pgvector_pool, self.store, collection, prefix, stamp, generation
+                    self.pgvector_pool,
+                    self.store,
+                    collection,
+                    prefix,
+                    stamp,
+                    generation,
+                    self.settings.vectors.build_memory_mb,
                 )
             else:
                 index = NumpyVectorIndex.open(self.store, collection, folder, generation)

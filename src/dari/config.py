@@ -171,6 +171,9 @@ class VectorSettings(_Section):
     api_key: SecretStr = SecretStr("")
     prefix: str = "dari_"  # Qdrant collection = prefix + dari collection
     timeout_s: float = Field(10.0, gt=0)
+    # pgvector: the most memory (maintenance_work_mem, MB) a collection's HNSW build may use; the
+    # graph of N chunks needs about N × (4·dim + 300) bytes, and one larger goes to disk (slow)
+    build_memory_mb: int = Field(1024, ge=64)
 
 
 class CacheSettings(_Section):

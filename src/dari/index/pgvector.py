@@ -104,9 +104,10 @@ def drop(pool: ConnectionPool[Any], name: str) -> None:
 class PgVectorIndex:
     """The same searches as NumpyVectorIndex (`search`, `vectors_of`, `len`), served by pgvector."""
 
-    def __init__(self, pool: ConnectionPool[Any], name: str) -> None:
+    def __init__(self, pool: ConnectionPool[Any], name: str, build_mb: int = 1024) -> None:
         self._pool = pool
         self.name = name
+        self._build_mb = build_mb  # the most memory an HNSW build may ask for
         self._where = describe(str(pool.conninfo))
         self._dim = 0  # the table's size once it is known to exist; asked again until then
 
@@ -119,11 +120,12 @@ class PgVectorIndex:
         prefix: str,
         stamp: Path,
         generation: int,
+        build_mb: int = 1024,
     ) -> PgVectorIndex:
         """The index of `collection`, synced with the store unless `stamp` (a small file next
         to the collection's other derived indexes) says it already is at `generation` and the
         table is there (a new server, or a dropped table, is filled again)."""
-        index = cls(pool, prefix + collection)
+        index = cls(pool, prefix + collection, build_mb)
         try:
             seen = json.loads(stamp.read_text()) if stamp.exists() else {}
         except (OSError, ValueError):
@@ -299,10 +301,11 @@ class PgVectorIndex:
 
     def _build_index(self, conn: Connection[Any], rows: int, dim: int) -> None:
         """The HNSW graph over inner product (unit vectors: cosine order), built in memory
-        when it fits: about rows × (4·dim + 300) bytes, capped at 1 GB."""
+        when it fits: about rows × (4·dim + 300) bytes, capped at vectors.build_memory_mb (a
+        graph larger than that is built on disk, several times slower)."""
         from psycopg import sql
 
-        mb = min(1024, max(64, rows * (4 * dim + 300) * 3 // 2 // 2**20))
+        mb = min(self._build_mb, max(64, rows * (4 * dim + 300) * 3 // 2 // 2**20))
         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{mb}MB",))
         conn.execute(
             sql.SQL("CREATE INDEX {i} ON {t} USING hnsw (embedding vector_ip_ops)").format(
