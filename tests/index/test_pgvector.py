@@ -5,9 +5,7 @@ shared with the other backends is in test_vector_backends.py."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from tests.index.test_vectors import DIM, add_file, brute_force, unit
 
+from dari.db.local_postgres import LocalPostgres
 from dari.db.postgres import describe
 from dari.errors import BackendError, ConfigError, MissingExtra
 from dari.index.pgvector import PgVectorIndex, connect, drop, table_of
@@ -184,36 +183,26 @@ def test_filtered_searches_use_the_hnsw_index_and_still_fill_k(
 
 @pytest.mark.slow
 def test_a_stopped_server_is_a_clear_error_and_its_return_is_picked_up(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, own_postgres: LocalPostgres
 ) -> None:
     """Its own server (the session's is shared): stopped, every call is a BackendError naming
     host:port; started again, the same index object answers without any restart of dari."""
-    from tests.conftest import free_port
-
-    from dari.db.local_postgres import LocalPostgres
-
-    root = Path(tempfile.mkdtemp(prefix="dari-pg-"))  # the postgres user must reach it
-    root.chmod(0o755)
-    server = LocalPostgres(root / "data", free_port()).start()
-    try:
-        add_file(store, "a.md", unit(np.random.default_rng(5), 3))
-        pool = connect(server.url, 2, 2.0)
-        index = open_index(pool, store, tmp_path / "s.json")
-        q = unit(np.random.default_rng(6), 1)[0]
-        assert len(index.search(q, 5)) == 3
-        server.stop("fast")
-        for call in (lambda: index.search(q, 5), lambda: len(index)):
-            with pytest.raises(BackendError) as info:
-                call()
-            where = f"127.0.0.1:{server.port}/postgres"
-            assert f"PostgreSQL (pgvector) at {where} failed" in str(info.value)
-            assert "vectors.url" in info.value.hint
-        server.start()
-        assert len(index.search(q, 5)) == 3
-        pool.close()
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
+    server = own_postgres
+    add_file(store, "a.md", unit(np.random.default_rng(5), 3))
+    pool = connect(server.url, 2, 2.0)
+    index = open_index(pool, store, tmp_path / "s.json")
+    q = unit(np.random.default_rng(6), 1)[0]
+    assert len(index.search(q, 5)) == 3
+    server.stop("fast")
+    for call in (lambda: index.search(q, 5), lambda: len(index)):
+        with pytest.raises(BackendError) as info:
+            call()
+        where = f"127.0.0.1:{server.port}/postgres"
+        assert f"PostgreSQL (pgvector) at {where} failed" in str(info.value)
+        assert "vectors.url" in info.value.hint
+    server.start()
+    assert len(index.search(q, 5)) == 3
+    pool.close()
 
 
 def test_errors_name_the_server_never_the_password() -> None:

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,15 +25,10 @@ from typing import Any
 
 import httpx
 
+from dari.testing import free_port
+
 DARI = Path(sys.executable).parent / "dari"
 READY_S = 120.0  # a cold start on a busy 2-core machine, models not loaded yet (they load lazily)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dari_env(home: Path, **settings: str) -> dict[str, str]:

@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import fresh_database
 from tests.server.replicas import (
     RedisServer,
     ReplicaClient,
@@ -122,7 +121,7 @@ def _database(server: LocalPostgres | None) -> Iterator[str]:
     if server is None:
         yield ""
         return
-    with fresh_database(server) as url:
+    with server.fresh_database() as url:
         yield url
 
 

@@ -12,7 +12,11 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +95,35 @@ class LocalPostgres:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    @contextmanager
+    def fresh_database(self) -> Iterator[str]:
+        """The URL of a new, empty database on this server, dropped afterwards (connections to
+        it included)."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        try:
+            yield self.url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def temporary(prefix: str = "dari-pg-") -> Iterator[LocalPostgres]:
+    """A server started in a new temporary folder on a free loopback port, ready when yielded;
+    stopped and removed afterwards. The folder is made readable by the `postgres` user, which
+    pytest's and tempfile's own folders are not."""
+    from dari.testing import free_port
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    server = LocalPostgres(root / "data", free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
