@@ -375,3 +375,11 @@ def test_a_store_made_before_section_flags_is_upgraded_in_place(tmp_path: Path) 
         assert rows == [("s1", "kept", "")]
     finally:
         store.close()
+
+
+def test_ready_among_names_only_ready_documents(store: Store) -> None:
+    store.stage_file("docs", "a.md", "sha1", 10, [row("d1")])
+    store.finish_files("docs", ["a.md"])
+    store.stage_file("docs", "b.md", "sha2", 10, [row("d2", path="b.md")])  # still pending
+    assert store.ready_among(["d1", "d2", "gone"]) == {"d1"}
+    assert store.ready_among([]) == set()

@@ -63,6 +63,11 @@ def scrub(text: str) -> str:
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
 
 
+def connect_kwargs(timeout_s: float) -> dict[str, Any]:
+    """What every dari connection to PostgreSQL is opened with."""
+    return {"autocommit": True, "connect_timeout": max(2, round(timeout_s))}
+
+
 def make_pool(
     url: str,
     pool_size: int,
@@ -78,7 +83,7 @@ def make_pool(
         url,
         min_size=1,
         max_size=pool_size,
-        kwargs={"autocommit": True, "connect_timeout": max(2, round(timeout_s))},
+        kwargs=connect_kwargs(timeout_s),
         configure=configure,
         check=ConnectionPool.check_connection,
         timeout=timeout_s,

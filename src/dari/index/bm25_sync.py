@@ -57,7 +57,7 @@ def sync(index: TantivyIndex, store: Store, collection: str, folder: Path) -> in
                 index.add(store.chunks_for_docs(store.ready_doc_ids(collection)))
             else:
                 index.delete_documents(changed)
-                ready = set(store.ready_doc_ids(collection))
+                ready = store.ready_among(changed)
                 index.add(store.chunks_for_docs([d for d in changed if d in ready]))
             index.commit()
         except StoreError as exc:  # another process is writing it: it will be synced next time

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dari.db.postgres import describe, make_pool, scrub
+from dari.db.postgres import connect_kwargs, describe, make_pool, scrub
 from dari.errors import BackendError, ConfigError, MissingExtra
 from dari.index.store import Store
 
@@ -58,8 +58,8 @@ def connect(url: str, pool_size: int = 10, timeout_s: float = 5.0) -> Connection
             "set store.postgres_url (DARI_STORE__POSTGRES_URL), e.g. "
             "postgresql://dari:secret@db:5432/dari, or vectors.url for a separate server",
         )
-    kwargs = {"autocommit": True, "connect_timeout": max(2, round(timeout_s))}
-    with _calls(describe(url)), psycopg.connect(url, **kwargs) as conn:  # type: ignore[arg-type]
+    where = describe(url)
+    with _calls(where), psycopg.connect(url, **connect_kwargs(timeout_s)) as conn:
         ready = (
             "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
             "to_regclass(%s) IS NOT NULL"
@@ -70,9 +70,9 @@ def connect(url: str, pool_size: int = 10, timeout_s: float = 5.0) -> Connection
                 conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCKS,))
                 conn.execute(_SCHEMA)
             row = conn.execute(ready, (_REGISTRY,)).fetchone()
-    _check_version(str(row[0]) if row else "", describe(url))
+    _check_version(str(row[0]) if row else "", where)
     pool = make_pool(url, pool_size, timeout_s, "dari-pgvector", configure=register_vector)
-    with _calls(describe(url)):
+    with _calls(where):
         pool.open(wait=True, timeout=timeout_s)
     return pool
 

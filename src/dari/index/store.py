@@ -357,6 +357,15 @@ class Store:
             )
         }
 
+    def ready_among(self, doc_ids: Sequence[str]) -> set[str]:
+        """Which of these documents are `ready` (the others are gone, or still being written)."""
+        return {
+            r[0]
+            for r in self._rows_in(
+                "SELECT id FROM documents WHERE id IN ({marks}) AND status = 'ready'", doc_ids
+            )
+        }
+
     def ready_doc_ids(self, collection: str) -> list[str]:
         return [
             r[0]
