@@ -232,38 +232,3 @@ def test_settings_extra_and_pgvector_version_are_checked(monkeypatch: pytest.Mon
     with pytest.raises(MissingExtra) as info:
         connect("postgresql://127.0.0.1:9/x", 1, 2.0)
     assert info.value.hint == "pip install 'dari[postgres]'"
-
-
-def test_dari_answers_from_pgvector_with_acl(
-    tmp_path: Path, corpus: Path, analyzer: Any, fake_generator: Any, postgres_url: str
-) -> None:
-    """The whole flow on `vectors.backend = "pgvector"`: ingest, answer with citations, ACL,
-    and deleting the collection drops its table."""
-    from dari.app import Dari
-    from dari.config import Settings
-    from dari.testing import FakeEmbedder
-
-    settings = Settings(
-        home=tmp_path / "home",
-        cache={"enabled": False},  # type: ignore[arg-type]
-        vectors={"backend": "pgvector"},  # type: ignore[arg-type]
-        store={"postgres_url": postgres_url},  # type: ignore[arg-type]  # vectors.url is ""
-        retrieval={"bm25_weight": 0.0},  # type: ignore[arg-type]  # dense only: pgvector answers
-    )
-    dari = Dari(settings)
-    dari.analyzer = analyzer
-    dari.__dict__["embedder"] = FakeEmbedder(analyzer)
-    dari.__dict__["generator"] = fake_generator
-    try:
-        dari.ingest([corpus], "hr", acl=("staff",))
-        fake_generator.enqueue("Refunds can be requested within 30 days [1].")
-        answer = dari.ask("How long do I have to request a refund?", "hr", acl=["staff"])
-        assert answer.citations and answer.citations[0].source.endswith("refunds.md")
-        assert len(dari.vectors("hr")) > 0
-        denied = dari.ask("How long do I have to request a refund?", "hr", acl=["sales"])
-        assert not denied.citations
-        assert "dari_hr" in tables(dari.pgvector_pool)
-        dari.delete_collection("hr")
-        assert tables(dari.pgvector_pool) == {}
-    finally:
-        dari.close()

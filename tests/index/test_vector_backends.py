@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.index.test_pgvector import tables
 from tests.index.test_vectors import (
     ACL_CASES,
     DIM,
@@ -152,36 +153,57 @@ def test_a_server_that_is_down_is_a_clear_backend_error(store: Store, tmp_path: 
     assert not (tmp_path / "s.json").exists()  # nothing stamped: the next open syncs again
 
 
-def test_dari_answers_from_qdrant_with_acl(
-    tmp_path: Path, corpus: Path, analyzer: Any, fake_generator: Any
+@pytest.mark.parametrize("backend", ["qdrant", "pgvector"])
+def test_dari_answers_from_a_vector_server_with_acl(
+    backend: str,
+    tmp_path: Path,
+    corpus: Path,
+    analyzer: Any,
+    fake_generator: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """The whole flow on `vectors.backend = "qdrant"`: ingest, answer with citations, ACL."""
-    pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
+    """The whole flow on each server backend: ingest, answer with citations, ACL, and deleting
+    the collection drops its Qdrant collection or pgvector table."""
     from dari.app import Dari
     from dari.config import Settings
     from dari.testing import FakeEmbedder
 
+    store: dict[str, str] = {}
+    if backend == "qdrant":
+        pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
+    else:  # vectors.url is "": the store's database
+        store = {"postgres_url": request.getfixturevalue("postgres_url")}
     settings = Settings(
         home=tmp_path / "home",
         cache={"enabled": False},  # type: ignore[arg-type]
-        vectors={"backend": "qdrant"},  # type: ignore[arg-type]
-        retrieval={"bm25_weight": 0.0},  # type: ignore[arg-type]  # dense only: Qdrant answers
+        vectors={"backend": backend},  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
+        retrieval={"bm25_weight": 0.0},  # type: ignore[arg-type]  # dense only: the server answers
     )
     dari = Dari(settings)
     dari.analyzer = analyzer
     dari.__dict__["embedder"] = FakeEmbedder(analyzer)
     dari.__dict__["generator"] = fake_generator
+
+    def held() -> bool:
+        if backend == "qdrant":
+            return bool(dari.qdrant.collection_exists("dari_hr"))
+        return "dari_hr" in tables(dari.pgvector_pool)
+
     try:
         dari.ingest([corpus], "hr", acl=("staff",))
         fake_generator.enqueue("Refunds can be requested within 30 days [1].")
         answer = dari.ask("How long do I have to request a refund?", "hr", acl=["staff"])
         assert answer.citations and answer.citations[0].source.endswith("refunds.md")
-        assert (tmp_path / "home" / "qdrant").is_dir()
+        if backend == "qdrant":
+            assert (tmp_path / "home" / "qdrant").is_dir()
         assert len(dari.vectors("hr")) > 0
         denied = dari.ask("How long do I have to request a refund?", "hr", acl=["sales"])
         assert not denied.citations
-        assert dari.qdrant.collection_exists("dari_hr")
+        assert held()
         dari.delete_collection("hr")
-        assert not dari.qdrant.collection_exists("dari_hr")
+        assert not held()
+        if backend == "pgvector":
+            assert tables(dari.pgvector_pool) == {}
     finally:
         dari.close()
