@@ -83,7 +83,8 @@ class Store:
         """One write transaction; rolled back whole on any error (disk full included)."""
         return self.db.transaction()
 
-    def _rows(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
+        """A read, all rows fetched (also for modules that keep their own tables here)."""
         return self.db.rows(sql, args)
 
     def _one(self, sql: str, args: Args = ()) -> tuple[Any, ...] | None:
@@ -92,7 +93,7 @@ class Store:
 
     # -- collections -----------------------------------------------------------------------
     def collection_names(self) -> list[str]:
-        return [r[0] for r in self._rows("SELECT name FROM collections ORDER BY name")]
+        return [r[0] for r in self.rows("SELECT name FROM collections ORDER BY name")]
 
     def ensure_collection(self, name: str, embedder: str, dim: int) -> None:
         with self.transaction() as db:
@@ -119,7 +120,7 @@ class Store:
 
     def collection(self, name: str) -> CollectionInfo:
         row = self._collection_row(name)
-        files, docs, chunks = self._rows(
+        files, docs, chunks = self.rows(
             """SELECT (SELECT count(*) FROM files WHERE collection = :c AND status = 'ready'),
                       (SELECT count(*) FROM documents WHERE collection = :c AND status = 'ready'),
                       (SELECT count(*) FROM chunks JOIN documents d ON d.id = chunks.doc_id
@@ -161,7 +162,7 @@ class Store:
     def changes_since(self, name: str, generation: int) -> list[str] | None:
         """Documents added, replaced or removed after `generation` (each once); None when the log
         does not reach back that far (an index that old is rebuilt whole)."""
-        rows = self._rows(
+        rows = self.rows(
             "SELECT generation, doc_id FROM changes WHERE collection = ? AND generation > ? "
             "ORDER BY generation",
             (name, generation),
@@ -191,13 +192,13 @@ class Store:
 
     def file_paths(self, collection: str) -> list[str]:
         return [
-            r[0] for r in self._rows("SELECT path FROM files WHERE collection = ?", (collection,))
+            r[0] for r in self.rows("SELECT path FROM files WHERE collection = ?", (collection,))
         ]
 
     def pending_files(self, collection: str) -> list[tuple[str, list[str], list[str]]]:
         """Files whose write was interrupted: (path, new pending doc ids, doc ids to replace)."""
         out = []
-        for path, replaces in self._rows(
+        for path, replaces in self.rows(
             "SELECT path, replaces FROM files WHERE collection = ? AND status = 'pending'",
             (collection,),
         ):
@@ -211,7 +212,7 @@ class Store:
         if status:
             sql += " AND status = ?"
             args = (*args, status)
-        return [r[0] for r in self._rows(sql, args)]
+        return [r[0] for r in self.rows(sql, args)]
 
     def stage_file(
         self,
@@ -338,7 +339,7 @@ class Store:
         """Rows to (re)index for the given documents."""
         rows: list[IndexRow] = []
         for doc_id in doc_ids:
-            for cid, text, acl, fmt, lang, meta in self._rows(
+            for cid, text, acl, fmt, lang, meta in self.rows(
                 "SELECT c.id, c.text, d.acl, d.format, d.lang, d.metadata FROM chunks c "
                 "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal",
                 (doc_id,),
@@ -351,7 +352,7 @@ class Store:
         """Document source → the id its row or sidecar gave it (metadata `id`), else the source."""
         return {
             source: str(json.loads(meta).get("id") or source)
-            for source, meta in self._rows(
+            for source, meta in self.rows(
                 "SELECT source, metadata FROM documents WHERE collection = ? AND status = 'ready'",
                 (collection,),
             )
@@ -369,7 +370,7 @@ class Store:
     def ready_doc_ids(self, collection: str) -> list[str]:
         return [
             r[0]
-            for r in self._rows(
+            for r in self.rows(
                 "SELECT id FROM documents WHERE collection = ? AND status = 'ready'", (collection,)
             )
         ]
@@ -379,7 +380,7 @@ class Store:
         limit on parameters)."""
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
-            yield from self._rows(sql.format(marks=",".join("?" * len(part))), part)
+            yield from self.rows(sql.format(marks=",".join("?" * len(part))), part)
 
     def cached_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         return {
@@ -404,7 +405,7 @@ class Store:
         ids: list[str] = []
         tags: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         blobs: list[bytes] = []
-        for cid, acl, fmt, lang, meta, blob in self._rows(
+        for cid, acl, fmt, lang, meta, blob in self.rows(
             "SELECT c.id, d.acl, d.format, d.lang, d.metadata, e.vec FROM chunks c "
             "JOIN documents d ON d.id = c.doc_id JOIN embeddings e ON e.key = c.emb_key "
             f"WHERE d.collection = ? AND d.status = 'ready' ORDER BY c.{self.db.order_column}",
@@ -465,10 +466,6 @@ class Store:
         """(system message, last user message) of a trace's generation, if it had one."""
         row = self._one("SELECT system, data FROM trace_prompts WHERE trace_id = ?", (trace_id,))
         return (str(row[0]), str(row[1])) if row else None
-
-    def rows(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
-        """A read-only query for modules that keep their own tables in this store."""
-        return self._rows(sql, args)
 
     def trace(self, trace_id: str) -> dict[str, object] | None:
         row = self._one("SELECT body FROM traces WHERE id = ?", (trace_id,))
