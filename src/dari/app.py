@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from dari.cache.answers import AnswerCache
 from dari.cache.hook import PipelineCache
 from dari.cache.meaning import MeaningParser
-from dari.cache.store import CacheStore
+from dari.cache.store import CacheStore, open_postgres
 from dari.config import RetrievalSettings, Settings
-from dari.errors import BackendError, ConfigError, DariError, InputError, UnknownCollection
+from dari.errors import (
+    BackendError,
+    ConfigError,
+    DariError,
+    InputError,
+    StoreError,
+    UnknownCollection,
+)
 from dari.feedback.store import Feedback, FeedbackStore
 from dari.generate import models
 from dari.guards.audit import Audit, AuditLog, StoreAuditLog
@@ -112,6 +119,17 @@ class Dari:
             from dari.cache.redis_store import RedisCacheStore
 
             store = RedisCacheStore(c.redis_url, c.redis_prefix)
+        elif c.backend == "postgres":
+            s = self.settings.store
+            url = c.postgres_url or s.postgres_url
+            if not url:
+                raise ConfigError(
+                    "cache.backend = 'postgres' but neither cache.postgres_url nor "
+                    "store.postgres_url is set",
+                    "set store.postgres_url (DARI_STORE__POSTGRES_URL), e.g. "
+                    "postgresql://dari:secret@127.0.0.1:5432/dari",
+                )
+            store = open_postgres(url, min(s.pool_size, 4), s.connect_timeout_s)
         else:
             store = CacheStore(self.cache_path)
         return AnswerCache(store, self.settings.cache, parser, self.store.existing_chunks)
@@ -329,10 +347,10 @@ class Dari:
         """Cached answers citing chunks that changed or went die (after an ingest or a removal).
         A cache that is down is logged and left: serving re-checks the cited chunks anyway."""
         c = self.settings.cache
-        if c.enabled and (c.backend == "redis" or self.cache_path.exists()):
+        if c.enabled and (c.backend != "sqlite" or self.cache_path.exists()):
             try:
                 self.cache.invalidate(collection)
-            except BackendError as exc:
+            except (BackendError, StoreError) as exc:
                 log.warning("answer cache of %s not invalidated: %s", collection, exc)
 
     @property
@@ -410,9 +428,14 @@ class Dari:
         raw = json.dumps(shape, sort_keys=True, default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
-    def _pipeline_cache(self, collection: str) -> PipelineCache:
+    def _pipeline_cache(self, collection: str) -> PipelineCache | None:
+        try:
+            cache = self.cache
+        except (BackendError, StoreError) as exc:  # a cache server down: answer without it
+            log.warning("answer cache unavailable, answering without it: %s", exc)
+            return None
         return PipelineCache(
-            self.cache,
+            cache,
             collection,
             self.index_version(collection),
             self.model_name,
@@ -436,7 +459,7 @@ class Dari:
         if self.settings.cache.enabled:
             try:
                 self._cache_follows(fb)
-            except BackendError as exc:  # the feedback is recorded; the cache could not follow
+            except (BackendError, StoreError) as exc:  # the feedback is kept; the cache is not
                 log.warning("answer cache did not follow feedback on %s: %s", trace_id, exc)
         return fb
 

@@ -196,9 +196,11 @@ class CacheSettings(_Section):
     path: str = ""  # "" = <home>/cache/answers.db
     # sqlite: the file at `path` (one machine; processes sharing DARI_HOME share it). redis: one
     # cache for every dari process pointing at redis_url (replicas on several machines).
-    backend: Literal["sqlite", "redis"] = "sqlite"
+    # postgres: one cache in the `dari_cache` schema of postgres_url (store.postgres_url when "").
+    backend: Literal["sqlite", "redis", "postgres"] = "sqlite"
     redis_url: str = ""  # e.g. redis://cache:6379/1
     redis_prefix: str = "dari:cache:"
+    postgres_url: str = ""
 
     @field_validator("similarity")
     @classmethod

@@ -1,12 +1,13 @@
 """The answer cache's store: keys, LRU and TTL, invalidation, concurrent writers; the same tests on
-SQLite (the embedded default) and on a real redis-server; corrupt or old SQLite files."""
+SQLite (the embedded default), a real redis-server and a real PostgreSQL; corrupt or old SQLite
+files, PostgreSQL tables of another cache schema."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from dari.cache.answers import AnswerCache
 from dari.cache.key import make_scope, normalise
 from dari.cache.meaning import MeaningParser
 from dari.cache.redis_store import RedisCacheStore
-from dari.cache.store import CacheStore, Entry
+from dari.cache.store import CacheStore, Entry, open_postgres
 from dari.config import CacheSettings
 from dari.index.analyzer import Analyzer
 from dari.types import GenerationParams
@@ -30,13 +31,25 @@ def parser() -> MeaningParser:
 Opener = Callable[[], CacheStore | RedisCacheStore]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens the cache as another process would: a connection of its own to the same data."""
+    opened: list[CacheStore | RedisCacheStore] = []
+
+    def remember(store: CacheStore | RedisCacheStore) -> CacheStore | RedisCacheStore:
+        opened.append(store)
+        return store
+
     if request.param == "sqlite":
-        return lambda: CacheStore(tmp_path / "a.db")
-    url = request.getfixturevalue("redis_url")
-    return lambda: RedisCacheStore(url, "test:cache:")
+        yield lambda: remember(CacheStore(tmp_path / "a.db"))
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        yield lambda: remember(RedisCacheStore(url, "test:cache:"))
+    else:
+        url = request.getfixturevalue("postgres_url")
+        yield lambda: remember(open_postgres(url, 2, 5.0))
+    for store in opened:
+        store.close()
 
 
 def _entry(i: int, scope: str = "s", chunks: tuple[str, ...] = ("c1",), **kw: object) -> Entry:
@@ -200,3 +213,28 @@ def test_own_writes_patch_the_loaded_scope_instead_of_reloading(
     assert [f[0] for f in store.nearest("s", vec, 0.5)] == ["e2", "e3"]
     store.delete(["e2"])
     assert [f[0] for f in store.nearest("s", vec, 0.5)] == ["e3"]
+
+
+def test_postgres_tables_of_another_cache_schema_are_rebuilt(
+    postgres_url: str, parser: MeaningParser
+) -> None:
+    """The cache's tables live in their own schema, apart from the store's, and tables written
+    by another cache schema are dropped and made again (the cache is derived data)."""
+    import psycopg
+
+    store = open_postgres(postgres_url, 2, 5.0)
+    _put(store, _entry(1), parser)
+    store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE dari_cache.meta SET value = '0' WHERE key = 'schema'")
+        public = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'entries'"
+        ).fetchone()
+    assert public == (0,)
+    again = open_postgres(postgres_url, 2, 5.0)
+    try:
+        assert "cache schema 0" in again.rebuilt
+        assert again.entries() == [] and again.size_bytes() > 0
+        assert _put(again, _entry(2), parser) == "e2"
+    finally:
+        again.close()

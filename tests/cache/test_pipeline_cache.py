@@ -204,15 +204,23 @@ def test_a_tuned_model_does_not_share_answers_with_its_base(
     assert answer.trace.cache is not None and answer.trace.cache.lookup == "miss"
 
 
-def test_replicas_share_one_redis_cache_and_its_invalidation(
-    tmp_path: Path, corpus: Path, analyzer: Analyzer, redis_url: str
+@pytest.mark.parametrize("backend", ["redis", "postgres"])
+def test_replicas_share_one_cache_server_and_its_invalidation(
+    tmp_path: Path, corpus: Path, analyzer: Analyzer, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    """Two dari processes (here two Dari objects on one home) with cache.backend = "redis": an
-    answer one stored is a hit on the other, and a re-ingest on one kills it for both."""
-    cache = {"backend": "redis", "redis_url": redis_url, "similarity": {"en": 0.5}}
-    settings = Settings(home=tmp_path / "home", cache=cache)  # type: ignore[arg-type]
+    """Two dari processes (here two Dari objects) whose cache is one server: an answer one
+    stored is a hit on the other, and a re-ingest on one kills it for both. With Redis they
+    share a home; with PostgreSQL (store and cache) each has a home of its own."""
+    cache: dict[str, object] = {"backend": backend, "similarity": {"en": 0.5}}
+    store: dict[str, object] = {}
+    if backend == "redis":
+        cache["redis_url"] = request.getfixturevalue("redis_url")
+    else:
+        store = {"backend": "postgres", "postgres_url": request.getfixturevalue("postgres_url")}
+    homes = [tmp_path / "home"] * 2 if backend == "redis" else [tmp_path / "a", tmp_path / "b"]
     replicas: list[tuple[Dari, FakeGenerator]] = []
-    for _ in range(2):
+    for home in homes:
+        settings = Settings(home=home, cache=cache, store=store)  # type: ignore[arg-type]
         d, gen = Dari(settings), FakeGenerator()
         d.analyzer = analyzer
         d.__dict__["embedder"] = FakeEmbedder(analyzer)
@@ -264,5 +272,34 @@ def test_a_redis_cache_that_is_down_never_stops_an_answer(
         with pytest.raises(BackendError, match="answer cache's Redis") as info:
             d.cache.store.counters()
         assert "cache.redis_url" in info.value.hint
+    finally:
+        d.close()
+
+
+def test_a_postgres_cache_that_is_down_never_stops_an_answer(
+    tmp_path: Path, corpus: Path, analyzer: Analyzer, fake_generator: FakeGenerator
+) -> None:
+    """With cache.backend = "postgres" and that server unreachable, the question is answered
+    without the cache, feedback is recorded, and the cache's own commands name the server."""
+    from tests.conftest import free_port
+
+    from dari.errors import BackendError
+
+    url = f"postgresql://dari:pw@127.0.0.1:{free_port()}/dari"  # nothing listens there
+    cache = {"backend": "postgres", "postgres_url": url}
+    store = {"connect_timeout_s": 1}
+    d = Dari(Settings(home=tmp_path / "h", cache=cache, store=store))  # type: ignore[arg-type]
+    d.analyzer = analyzer
+    d.__dict__["embedder"] = FakeEmbedder(analyzer)
+    d.__dict__["generator"] = fake_generator
+    try:
+        d.ingest([corpus], "c")
+        fake_generator.enqueue(GOOD)
+        answer = d.ask(OFFICE, "c")
+        assert answer.outcome == Outcome.ANSWERED and answer.trace.cache is None
+        assert d.feedback(answer.trace.id, thumb="down").trace_id == answer.trace.id
+        with pytest.raises(BackendError, match=r"PostgreSQL at 127\.0\.0\.1") as info:
+            d.cache.store.counters()
+        assert "pw" not in str(info.value)
     finally:
         d.close()

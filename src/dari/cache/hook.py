@@ -12,7 +12,7 @@ import numpy as np
 
 from dari.cache.answers import AnswerCache, Lookup, uncacheable
 from dari.cache.key import Scope, make_scope
-from dari.errors import BackendError
+from dari.errors import BackendError, StoreError
 from dari.types import Answer, CacheUse, GenerationParams
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class PipelineCache:
         """Never raises for the cache's sake: a cache that fails is a miss, said in the trace."""
         try:
             return self._lookup(req)
-        except (sqlite3.Error, OSError, BackendError) as exc:
+        except (sqlite3.Error, OSError, BackendError, StoreError) as exc:
             log.warning("answer cache lookup failed: %s", exc)
             use = CacheUse("bypass", reason=f"the cache failed: {exc}", scope=req.scope.key)
             return Lookup(None), use
@@ -117,7 +117,7 @@ class PipelineCache:
         vec = self._embed(req.question) if self._embed is not None else None
         try:
             entry = self._cache.put(req.scope, req.question, answer, vec)
-        except (sqlite3.Error, OSError, BackendError) as exc:
+        except (sqlite3.Error, OSError, BackendError, StoreError) as exc:
             log.warning("answer cache write failed: %s", exc)
             return dataclasses.replace(use, reason=f"the cache failed: {exc}")
         return dataclasses.replace(use, stored=True, entry=entry)

@@ -1,6 +1,8 @@
-"""The answer cache on disk: one SQLite file apart from the store, since it is derived data that
-can always be thrown away. A corrupt file, or one written by another schema, is moved aside and
-rebuilt empty instead of failing a question.
+"""The answer cache's tables: a SQLite file apart from the store (the embedded default), or the
+`dari_cache` schema of a PostgreSQL server (`cache.backend = "postgres"`: one cache for every
+replica). It is derived data that can always be thrown away: a corrupt file, or tables written by
+another cache schema, are moved aside (SQLite) or dropped (PostgreSQL) and rebuilt empty instead of
+failing a question.
 
 Each process keeps the embeddings of the scopes it has looked up in memory (a numpy matrix per
 scope), reloaded when another process has written, so a semantic lookup is one matrix product.
@@ -14,32 +16,39 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dari.cache.meaning import Meaning
+from dari.db.base import Connection, Database
+from dari.db.schema import TYPES
+from dari.db.sqlite import SqliteDatabase
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries(
+PG_SCHEMA = "dari_cache"  # the PostgreSQL schema the cache's tables live in
+_PG_LOCK = 0x6461726901  # pg_advisory_xact_lock key: "dari" + 1 (the store's migrations are + 0)
+_TABLES = ("entry_chunks", "entries", "counters")
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS entries(
   id TEXT PRIMARY KEY, scope TEXT NOT NULL, collection TEXT NOT NULL, norm TEXT NOT NULL,
   question TEXT NOT NULL, lang TEXT NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
-  trace_id TEXT NOT NULL, meaning TEXT NOT NULL, vec BLOB, tokens INTEGER NOT NULL,
-  approved INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, last_used REAL NOT NULL,
-  expires REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, UNIQUE(scope, norm));
-CREATE INDEX IF NOT EXISTS entries_by_trace ON entries(trace_id);
-CREATE INDEX IF NOT EXISTS entries_by_use ON entries(approved, last_used);
-CREATE TABLE IF NOT EXISTS entry_chunks(
-  entry_id TEXT NOT NULL REFERENCES entries(id) ON DELETE CASCADE, chunk_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS entry_chunks_by_chunk ON entry_chunks(chunk_id);
-CREATE INDEX IF NOT EXISTS entry_chunks_by_entry ON entry_chunks(entry_id);
-CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value REAL NOT NULL);
-"""
+  trace_id TEXT NOT NULL, meaning TEXT NOT NULL, vec {blob}, tokens INTEGER NOT NULL,
+  approved INTEGER NOT NULL DEFAULT 0, created {real} NOT NULL, last_used {real} NOT NULL,
+  expires {real} NOT NULL, hits INTEGER NOT NULL DEFAULT 0, UNIQUE(scope, norm))""",
+    "CREATE INDEX IF NOT EXISTS entries_by_trace ON entries(trace_id)",
+    "CREATE INDEX IF NOT EXISTS entries_by_use ON entries(approved, last_used)",
+    """CREATE TABLE IF NOT EXISTS entry_chunks(
+  entry_id TEXT NOT NULL REFERENCES entries(id) ON DELETE CASCADE, chunk_id TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS entry_chunks_by_chunk ON entry_chunks(chunk_id)",
+    "CREATE INDEX IF NOT EXISTS entry_chunks_by_entry ON entry_chunks(entry_id)",
+    "CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {real} NOT NULL)",
+)
 NEVER = 1e18  # expiry of approved entries: they leave only by eviction or invalidation
 
 
@@ -130,52 +139,50 @@ class ScopeVectors:
 
 
 class CacheStore(ScopeVectors):
-    """Entries keyed by (scope, normalised question), their cited chunks, hit counters."""
+    """Entries keyed by (scope, normalised question), their cited chunks, hit counters: in a
+    SQLite file (a `Path`) or in PostgreSQL (a `Database` whose connections look in
+    `PG_SCHEMA` first, see `open_postgres`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, where: Path | Database) -> None:
         super().__init__()
-        self.path = path
-        self.rebuilt = ""  # why the file was rebuilt on open, if it was
-        self._db = self._open()
+        self.rebuilt = ""  # why the tables were rebuilt on open, if they were
+        if isinstance(where, Path):
+            self.path: Path | str = where
+            self.rebuilt = _prepare_file(where)
+            self._db: Database = SqliteDatabase(where)
+        else:
+            self.path = where.where
+            self._db = where
+        self.rebuilt = self._create() or self.rebuilt
+        if self.rebuilt:
+            log.warning("answer cache at %s: %s", self.path, self.rebuilt)
 
-    # -- opening -----------------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as exc:  # not a database, or a broken one
-            return self._rebuild(f"the file is unreadable ({exc})")
-        except _OldSchema as exc:
-            return self._rebuild(str(exc))
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA busy_timeout=10000")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables and version != SCHEMA_VERSION:
-                raise _OldSchema(f"it was written by cache schema {version}, not {SCHEMA_VERSION}")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            db.execute("SELECT count(*) FROM entries").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _rebuild(self, why: str) -> sqlite3.Connection:
-        aside = self.path.with_name(f"{self.path.name}.broken-{int(time.time())}")
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
-            if p.exists():
-                p.replace(Path(str(aside) + suffix))
-        self.rebuilt = f"{why}; moved to {aside.name} and started empty"
-        log.warning("answer cache %s: %s", self.path, self.rebuilt)
-        return self._connect()
+    def _create(self) -> str:
+        """The tables, created or checked under a lock (processes opening at once take turns);
+        on PostgreSQL, tables of another cache schema are dropped and made again."""
+        dialect = self._db.dialect
+        why = ""
+        with self._db.transaction() as db:
+            if dialect == "postgres":
+                db.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK,))
+                db.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+                db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if row and int(row[0]) != SCHEMA_VERSION:
+                    why = f"its tables were written by cache schema {row[0]}, not {SCHEMA_VERSION}"
+                    for table in _TABLES:
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in _SCHEMA:
+                db.execute(statement.format(**TYPES[dialect]))
+            if dialect == "postgres":
+                db.execute(
+                    "INSERT INTO meta VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE "
+                    "SET value = excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+            else:
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return f"{why}; dropped them and started empty" if why else ""
 
     def close(self) -> None:
         with self._lock:
@@ -183,55 +190,46 @@ class CacheStore(ScopeVectors):
 
     # -- reads -----------------------------------------------------------------------------
     def exact(self, scope: str, norm: str, now: float) -> Entry | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM entries WHERE scope = ? AND norm = ? AND expires > ?",
-                (scope, norm, now),
-            ).fetchone()
-        return _entry(row) if row else None
+        rows = self._db.rows(
+            f"SELECT {_COLUMNS} FROM entries WHERE scope = ? AND norm = ? AND expires > ?",
+            (scope, norm, now),
+        )
+        return _entry(rows[0]) if rows else None
 
     def get(self, entry_id: str) -> Entry | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
-            ).fetchone()
-        return _entry(row) if row else None
+        rows = self._db.rows(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,))
+        return _entry(rows[0]) if rows else None
 
     def entries(self, collection: str = "", limit: int = 50) -> list[Entry]:
         sql = f"SELECT {_COLUMNS} FROM entries"
         args: tuple[object, ...] = ()
         if collection:
             sql, args = sql + " WHERE collection = ?", (collection,)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY last_used DESC LIMIT ?", (*args, limit))
-            return [_entry(r) for r in rows.fetchall()]
+        rows = self._db.rows(sql + " ORDER BY last_used DESC LIMIT ?", (*args, limit))
+        return [_entry(r) for r in rows]
 
     def by_trace(self, trace_id: str) -> list[Entry]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM entries WHERE trace_id = ?", (trace_id,)
-            ).fetchall()
+        rows = self._db.rows(f"SELECT {_COLUMNS} FROM entries WHERE trace_id = ?", (trace_id,))
         return [_entry(r) for r in rows]
 
     def counters(self) -> dict[str, float]:
-        with self._lock:
-            return {str(k): float(v) for k, v in self._db.execute("SELECT * FROM counters")}
+        return {str(k): float(v) for k, v in self._db.rows("SELECT name, value FROM counters")}
 
     def summary(self) -> list[tuple[str, int, int, int]]:
         """(collection, entries, approved, hits) per collection."""
-        with self._lock:
-            return [
-                (str(c), int(n), int(a), int(h))
-                for c, n, a, h in self._db.execute(
-                    "SELECT collection, count(*), sum(approved), sum(hits) FROM entries "
-                    "GROUP BY collection ORDER BY collection"
-                )
-            ]
+        return [
+            (str(c), int(n), int(a), int(h))
+            for c, n, a, h in self._db.rows(
+                "SELECT collection, count(*), sum(approved), sum(hits) FROM entries "
+                "GROUP BY collection ORDER BY collection"
+            )
+        ]
 
     def size_bytes(self) -> int:
-        return sum(
-            p.stat().st_size for p in (self.path, Path(str(self.path) + "-wal")) if p.exists()
-        )
+        if self._db.dialect == "postgres":
+            parts = " + ".join(f"pg_total_relation_size('{t}')" for t in _TABLES)
+            return int(self._db.rows(f"SELECT {parts}")[0][0])
+        return sum(self._db.sizes().values())
 
     # -- writes ----------------------------------------------------------------------------
     def put(
@@ -244,13 +242,15 @@ class CacheStore(ScopeVectors):
     ) -> str:
         """Store an entry unless its key is taken (the first writer wins; an approval of the
         same key marks the stored one approved). Returns the id of the entry now stored."""
-        with self._lock, self._write() as tx:
+        with self._write() as tx:
             db = tx.db
             db.execute(
                 f"INSERT INTO entries({_COLUMNS}, norm, meaning, vec) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?) ON CONFLICT(scope, norm) DO UPDATE "
-                "SET approved = max(approved, excluded.approved), "
-                "expires = max(expires, excluded.expires)",
+                "SET approved = CASE WHEN excluded.approved > entries.approved "
+                "THEN excluded.approved ELSE entries.approved END, "
+                "expires = CASE WHEN excluded.expires > entries.expires "
+                "THEN excluded.expires ELSE entries.expires END",
                 (
                     *_row(entry),
                     norm,
@@ -274,18 +274,18 @@ class CacheStore(ScopeVectors):
 
     def touch(self, entry_id: str, now: float, tokens: int) -> None:
         """A hit: counts, recency for LRU, and the tokens it saved."""
-        with self._lock, self._write(bump=False) as tx:
+        with self._write(bump=False) as tx:
             tx.db.execute(
                 "UPDATE entries SET hits = hits + 1, last_used = ? WHERE id = ?", (now, entry_id)
             )
             _count(tx.db, "tokens_saved", tokens)
 
     def count(self, name: str, n: float = 1) -> None:
-        with self._lock, self._write(bump=False) as tx:
+        with self._write(bump=False) as tx:
             _count(tx.db, name, n)
 
     def approve(self, entry_id: str) -> bool:
-        with self._lock, self._write() as tx:  # the vectors stay as they are
+        with self._write() as tx:  # the vectors stay as they are
             done = tx.db.execute(
                 "UPDATE entries SET approved = 1, expires = ? WHERE id = ?", (NEVER, entry_id)
             ).rowcount
@@ -295,7 +295,7 @@ class CacheStore(ScopeVectors):
         ids = [(i,) for i in entry_ids]
         if not ids:
             return 0
-        with self._lock, self._write() as tx:
+        with self._write() as tx:
             tx.patches.append(lambda: self._forget([i for (i,) in ids]))
             return sum(tx.db.execute("DELETE FROM entries WHERE id = ?", i).rowcount for i in ids)
 
@@ -305,7 +305,7 @@ class CacheStore(ScopeVectors):
             sql, args = sql + " AND collection = ?", [collection]
         if expired_before is not None:
             sql, args = sql + " AND expires <= ?", [*args, expired_before]
-        with self._lock, self._write() as tx:
+        with self._write() as tx:
             tx.patches.append(self._scopes.clear)  # rare: reload what is asked for next
             return tx.db.execute(sql, args).rowcount
 
@@ -313,20 +313,38 @@ class CacheStore(ScopeVectors):
         self, collection: str, alive: Callable[[Sequence[str]], set[str]]
     ) -> list[str]:
         """Entries of a collection citing a chunk that `alive` no longer knows."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT e.id, c.chunk_id FROM entries e JOIN entry_chunks c ON c.entry_id = e.id "
-                "WHERE e.collection = ?",
-                (collection,),
-            ).fetchall()
+        rows = self._db.rows(
+            "SELECT e.id, c.chunk_id FROM entries e JOIN entry_chunks c ON c.entry_id = e.id "
+            "WHERE e.collection = ?",
+            (collection,),
+        )
         living = alive(sorted({str(c) for _, c in rows}))
         return sorted({str(e) for e, c in rows if c not in living})
 
     # -- internals -------------------------------------------------------------------------
-    def _write(self, bump: bool = True) -> _Tx:
-        return _Tx(self, bump)
+    @contextmanager
+    def _write(self, bump: bool = True) -> Iterator[_Tx]:
+        """A write transaction that also bumps the version other processes watch. When no
+        other process wrote since our scopes were loaded, they are patched in place
+        (`tx.patches`, run after the commit) instead of being read again; else they are
+        reloaded on the next lookup."""
+        with self._lock:
+            with self._db.transaction() as db:
+                tx = _Tx(db)
+                before = _version(db) if bump else 0.0
+                yield tx
+                if bump:
+                    _count(db, "version", 1)
+            if not bump:
+                return
+            if before == self._seen_version:
+                self._seen_version = before + 1
+                for patch in tx.patches:
+                    patch()
+            else:
+                self._scopes.clear()
 
-    def _shrink(self, db: sqlite3.Connection, max_entries: int) -> list[str]:
+    def _shrink(self, db: Connection, max_entries: int) -> list[str]:
         """LRU: over the limit, the least recently used go first, approved ones last."""
         (n,) = db.execute("SELECT count(*) FROM entries").fetchone()
         if n <= max_entries:
@@ -335,14 +353,15 @@ class CacheStore(ScopeVectors):
             str(r[0])
             for r in db.execute(
                 "SELECT id FROM entries ORDER BY approved, last_used LIMIT ?", (n - max_entries,)
-            )
+            ).fetchall()
         ]
         db.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in gone])
         return gone
 
     def _refresh(self) -> None:
         """Forget the in-memory scopes when any process has written since they were loaded."""
-        version = _version(self._db)
+        rows = self._db.rows("SELECT value FROM counters WHERE name = 'version'")
+        version = float(rows[0][0]) if rows else 0.0
         if version != self._seen_version:
             self._scopes.clear()
             self._seen_version = version
@@ -351,13 +370,13 @@ class CacheStore(ScopeVectors):
         ids: list[str] = []
         blobs: list[bytes] = []
         meanings: list[Meaning] = []
-        for entry_id, blob, meaning in self._db.execute(
+        for entry_id, blob, meaning in self._db.rows(
             "SELECT id, vec, meaning FROM entries WHERE scope = ? AND vec IS NOT NULL "
             "AND expires > ?",
             (scope, time.time()),
         ):
             ids.append(str(entry_id))
-            blobs.append(blob)
+            blobs.append(bytes(blob))
             meanings.append(_meaning_from(json.loads(meaning)))
         vecs = (
             np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1)
@@ -369,53 +388,56 @@ class CacheStore(ScopeVectors):
         return index
 
 
-class _OldSchema(Exception):
-    pass
+def open_postgres(url: str, pool_size: int, timeout_s: float) -> CacheStore:
+    """The cache in the `dari_cache` schema of the PostgreSQL server at `url`."""
+    from dari.db.postgres import PostgresDatabase
+
+    return CacheStore(PostgresDatabase(url, pool_size, timeout_s, schema=PG_SCHEMA))
 
 
+def _prepare_file(path: Path) -> str:
+    """A SQLite cache file that is unreadable or of another schema is moved aside (returns why);
+    the store then starts an empty one in its place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    why = ""
+    try:
+        db = sqlite3.connect(path)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                why = f"it was written by cache schema {version}, not {SCHEMA_VERSION}"
+            elif tables:
+                db.execute("SELECT count(*) FROM entries").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:  # not a database, or a broken one
+        why = f"the file is unreadable ({exc})"
+    if not why:
+        return ""
+    aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(path) + suffix)
+        if p.exists():
+            p.replace(Path(str(aside) + suffix))
+    return f"{why}; moved to {aside.name} and started empty"
+
+
+@dataclass
 class _Tx:
-    """A write transaction that also bumps the version other processes watch. When no other
-    process wrote since our scopes were loaded, they are patched in place (`patches`, run after
-    the commit) instead of being read again; else they are reloaded on the next lookup."""
-
-    def __init__(self, store: CacheStore, bump: bool) -> None:
-        self._store, self._bump = store, bump
-        self.db = store._db
-        self.patches: list[Callable[[], None]] = []
-        self._before = 0.0
-
-    def __enter__(self) -> _Tx:
-        self.db.execute("BEGIN IMMEDIATE")
-        if self._bump:
-            self._before = _version(self.db)
-        return self
-
-    def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        if kind is not None:
-            self.db.execute("ROLLBACK")
-            return
-        if self._bump:
-            _count(self.db, "version", 1)
-        self.db.execute("COMMIT")
-        if not self._bump:
-            return
-        store = self._store
-        if self._before == store._seen_version:
-            store._seen_version = self._before + 1
-            for patch in self.patches:
-                patch()
-        else:
-            store._scopes.clear()
+    db: Connection
+    patches: list[Callable[[], None]] = field(default_factory=list)
 
 
-def _version(db: sqlite3.Connection) -> float:
+def _version(db: Connection) -> float:
     row = db.execute("SELECT value FROM counters WHERE name = 'version'").fetchone()
     return float(row[0]) if row else 0.0
 
 
-def _count(db: sqlite3.Connection, name: str, n: float) -> None:
+def _count(db: Connection, name: str, n: float) -> None:
     db.execute(
-        "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
+        "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+        "SET value = counters.value + ?",
         (name, n, n),
     )
 

@@ -43,7 +43,7 @@ def stats(json_out: JsonOut = False) -> None:
     lookups = counters.get("lookups", 0)
     hits = counters.get("hits.exact", 0) + counters.get("hits.semantic", 0)
     figures: dict[str, Any] = {
-        "path": str(dari.cache_path),
+        "path": str(store.path),
         "bytes": size,
         "collections": [
             {"collection": c, "entries": n, "approved": a, "hits": h} for c, n, a, h in rows

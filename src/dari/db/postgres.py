@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from dari.db.base import Args, Cursor, Dialect
@@ -95,6 +95,10 @@ def make_pool(
     )
 
 
+def _search_path(schema: str, conn: Any) -> None:
+    conn.execute(f"SET search_path TO {schema}")
+
+
 class _Connection:
     """A pooled psycopg connection inside a transaction, taking dari's statements."""
 
@@ -115,7 +119,11 @@ class PostgresDatabase:
     dialect: Dialect = "postgres"
     order_column = "seq"
 
-    def __init__(self, url: str, pool_size: int = 10, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, timeout_s: float = 5.0, schema: str = ""
+    ) -> None:
+        """`schema`: a PostgreSQL schema every connection looks in first (search_path), for a
+        module whose tables live apart from the store's (the answer cache's `dari_cache`)."""
         try:
             import psycopg  # noqa: F401
             import psycopg_pool  # noqa: F401
@@ -129,7 +137,13 @@ class PostgresDatabase:
             )
         self.url = url
         self.where = f"PostgreSQL at {describe(url)}"
-        self._pool = make_pool(url, pool_size, timeout_s, "dari-store")
+        configure = None
+        if schema:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+                raise ValueError(f"not a plain schema name: {schema!r}")
+            configure = partial(_search_path, schema)
+        name = f"dari-{schema or 'store'}"
+        self._pool = make_pool(url, pool_size, timeout_s, name, configure)
         with self._calls():
             self._pool.open(wait=True, timeout=timeout_s)
 

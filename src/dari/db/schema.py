@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dari.db.base import Connection, Database, Dialect
 
 _LOCK = 0x6461726900  # pg_advisory_xact_lock key: "dari" + 0
-_TYPES: dict[Dialect, dict[str, str]] = {
+TYPES: dict[Dialect, dict[str, str]] = {
     "sqlite": {"real": "REAL", "blob": "BLOB", "big": "INTEGER", "seq": ""},
     "postgres": {
         "real": "DOUBLE PRECISION",
@@ -35,7 +35,7 @@ class Migration:
     fix: dict[Dialect, Callable[[Connection], None]] = field(default_factory=dict)
 
     def statements(self, dialect: Dialect) -> list[str]:
-        return [s.format(**_TYPES[dialect]) for s in self.common] + list(self.only.get(dialect, ()))
+        return [s.format(**TYPES[dialect]) for s in self.common] + list(self.only.get(dialect, ()))
 
 
 def _sections_flags(db: Connection) -> None:
@@ -185,7 +185,7 @@ def _lock(db: Database, conn: Connection) -> None:
 
 def migrate(db: Database) -> list[int]:
     """Apply the migrations this database has not had; returns the versions applied now."""
-    real = _TYPES[db.dialect]["real"]
+    real = TYPES[db.dialect]["real"]
     with db.transaction() as conn:
         _lock(db, conn)
         conn.execute(
