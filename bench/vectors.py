@@ -12,7 +12,8 @@ side by side in one process; for pgvector, whose search is approximate, also the
 exact top k. Prints JSON and writes docs/benchmarks/vectors/report.json.
 
     python bench/vectors.py [--sizes 10000,100000] [--queries 200]
-    python bench/vectors.py --sizes 1000000 --backends pgvector --output report-1m.json
+    python bench/vectors.py --sizes 1000000 --backends pgvector --output report-1m.json \
+        --pg-build-mb 3072 --ef-search 100,400,800
 """
 
 from __future__ import annotations
@@ -83,7 +84,13 @@ def recall(index, exact, queries: np.ndarray, acl: list[str] | None) -> float:
 
 
 def run_size(
-    n: int, queries: int, work: Path, database: str, backends: list[str], build_mb: int
+    n: int,
+    queries: int,
+    work: Path,
+    database: str,
+    backends: list[str],
+    build_mb: int,
+    ef_values: list[int],
 ) -> dict:
     rng = np.random.default_rng(7)
     store = Store(work / f"s{n}.db")
@@ -118,6 +125,14 @@ def run_size(
     if "pgvector" in indexes:
         out["pgvector"]["recall_at_k"] = recall(indexes["pgvector"], exact, qs, None)
         out["pgvector"]["recall_at_k_acl"] = recall(indexes["pgvector"], exact, qs, ["other"])
+        sweep = out["pgvector"]["ef_search"] = {}
+        for ef in ef_values:  # the same graph searched with other candidate lists
+            other = pgvector.PgVectorIndex(pool, "bench_b", build_mb, ef)
+            sweep[ef] = {
+                "search_ms": timed(other.search, qs, None),
+                "recall_at_k": recall(other, exact, qs, None),
+                "recall_at_k_acl": recall(other, exact, qs, ["other"]),
+            }
     fill(store, n, max(PER_DOC, n // 100), rng, basis)
     for name, open_index in openers.items():
         t = time.perf_counter()
@@ -145,6 +160,9 @@ def main() -> None:
     )
     ap.add_argument("--output", default="report.json", help="file name under the report folder")
     ap.add_argument("--pg-build-mb", type=int, default=1024, help="vectors.build_memory_mb")
+    ap.add_argument(
+        "--ef-search", default="", help="pgvector: also search with these hnsw.ef_search values"
+    )
     args = ap.parse_args()
     backends = ["numpy", *(b for b in args.backends.split(",") if b != "numpy")]
     report: dict = {"machine": machine(), "dim": DIM, "k": K, "sizes": []}
@@ -154,7 +172,10 @@ def main() -> None:
     ):
         for n in (int(x) for x in args.sizes.split(",")):
             with server.fresh_database() as database:
-                size = run_size(n, args.queries, Path(tmp), database, backends, args.pg_build_mb)
+                efs = [int(x) for x in args.ef_search.split(",") if x]
+                size = run_size(
+                    n, args.queries, Path(tmp), database, backends, args.pg_build_mb, efs
+                )
             report["sizes"].append(size)
             print(json.dumps(size), file=sys.stderr)
     out = ROOT / "docs" / "benchmarks" / "vectors"

@@ -60,6 +60,8 @@ def store_backend() -> str:
 
 
 STORE_BACKENDS = ["sqlite", "postgres"]
+# and PostgreSQL holding BM25 too (store.fulltext = "postgres"), for the suites that search
+WITH_FULLTEXT = [*STORE_BACKENDS, "postgres-fulltext"]
 
 
 @pytest.fixture
@@ -67,8 +69,11 @@ def settings(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest)
     """Defaults, but no answer cache: most tests ask the same question more than once and want
     the model each time (tests/cache turn it on)."""
     store: dict[str, object] = {"backend": store_backend}
-    if store_backend == "postgres":
-        store |= {"postgres_url": request.getfixturevalue("postgres_url"), "pool_size": 4}
+    if store_backend.startswith("postgres"):
+        url = request.getfixturevalue("postgres_url")
+        store = {"backend": "postgres", "postgres_url": url, "pool_size": 4}
+    if store_backend == "postgres-fulltext":
+        store["fulltext"] = "postgres"
     return Settings(
         home=tmp_path / "home",
         cache={"enabled": False},  # type: ignore[arg-type]

@@ -195,6 +195,11 @@ def test_unknown_nested_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
+def test_fulltext_in_postgres_needs_the_postgres_store(toml: WriteToml) -> None:
+    toml('[store]\nfulltext = "postgres"\n')
+    config_error('needs backend = "postgres"')
+
+
 # --- nested models used on their own ---------------------------------------------------------
 
 

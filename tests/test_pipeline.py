@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import STORE_BACKENDS
+from tests.conftest import WITH_FULLTEXT
 
 from dari.app import Dari
 from dari.errors import InputError, UnknownCollection
@@ -13,9 +13,10 @@ from dari.testing import FakeGenerator
 from dari.types import Outcome
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture(params=WITH_FULLTEXT)
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """The question flow, ACL and metadata filters are proven on SQLite and on PostgreSQL."""
+    """The question flow, ACL and metadata filters are proven on SQLite and on PostgreSQL (BM25 in tantivy,
+    or in PostgreSQL too)."""
     return str(request.param)
 
 
@@ -120,19 +121,25 @@ def test_bad_filter_is_an_input_error():
         parse_filters(["lang"])
 
 
-def test_bm25_index_with_an_older_schema_is_rebuilt_from_the_store(
+def test_a_bm25_index_older_or_missing_is_rebuilt_from_the_store(
     dari: Dari, corpus: Path, settings
 ):
+    """tantivy: an index of an older schema. PostgreSQL: a collection with no rows there yet
+    (moved by `dari migrate`, or indexed by tantivy until store.fulltext was switched)."""
     import shutil
 
     import tantivy
 
     dari.ingest([corpus], "c")
     chunks = dari.store.collection("c").chunks
+    if settings.store.fulltext == "postgres":
+        with dari.store.db.transaction() as tx:
+            for table in ("fulltext_chunks", "fulltext_terms", "fulltext_stats"):
+                tx.execute(f"DELETE FROM {table} WHERE collection = 'c'")
     dari.close()
     folder = settings.home_dir / "collections" / "c" / "bm25"
-    shutil.rmtree(folder)
-    folder.mkdir()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     old = tantivy.SchemaBuilder()
     old.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
     old.add_text_field("body", stored=False, tokenizer_name="whitespace")

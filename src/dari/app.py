@@ -41,7 +41,7 @@ from dari.ingest.ingestor import Ingestor, Progress
 from dari.ingest.splitter import ParentChildSplitter
 from dari.pipeline import OnToken, Pipeline
 from dari.prompts.registry import PromptRegistry
-from dari.protocols import Embedder, Generator, Reranker, VectorIndex
+from dari.protocols import Embedder, Generator, Reranker, TextIndex, VectorIndex
 from dari.retrieve.cross_encoder import CrossEncoderReranker
 from dari.retrieve.hybrid import HybridRetriever
 from dari.retrieve.llm_rerank import LLMReranker
@@ -85,7 +85,7 @@ class Dari:
         self.home = settings.home_dir
         self._models_home = models_home or self.home
         self.analyzer = Analyzer()
-        self._bm25: dict[str, TantivyIndex] = {}
+        self._bm25: dict[str, TextIndex] = {}
         self._bm25_generation: dict[str, int] = {}  # generation each BM25 index was synced to
         self._vectors: dict[str, tuple[int, VectorIndex]] = {}
         self._served_names: dict[str, str] = {}
@@ -225,8 +225,11 @@ class Dari:
         """Where a collection's derived indexes live (BM25, vectors); SQLite holds the rest."""
         return self.home / "collections" / collection
 
-    def bm25(self, collection: str) -> TantivyIndex:
-        if collection not in self._bm25:
+    def bm25(self, collection: str) -> TextIndex:
+        if self.settings.store.fulltext == "postgres":
+            return self._pg_fulltext(collection)
+        index = self._bm25.get(collection)
+        if index is None:
             folder = self.collection_folder(collection) / "bm25"
             try:
                 index = TantivyIndex(folder, self.analyzer)
@@ -238,10 +241,24 @@ class Dari:
                 index.close()
             self._bm25[collection] = index
         if self.settings.store.backend == "postgres":  # other processes write the store too
-            self._sync_bm25(collection)
-        return self._bm25[collection]
+            assert isinstance(index, TantivyIndex)
+            self._sync_bm25(collection, index)
+        return index
 
-    def _sync_bm25(self, collection: str) -> None:
+    def _pg_fulltext(self, collection: str) -> TextIndex:
+        """BM25 in the store's PostgreSQL: one index for every process, nothing to sync. Built
+        from the store the first time a process finds a collection with none (after
+        `dari migrate`, or when switching from tantivy)."""
+        index = self._bm25.get(collection)
+        if index is None:
+            from dari.index.pg_fulltext import PostgresTextIndex
+
+            pg = PostgresTextIndex(self.store.db, collection, self.analyzer)
+            pg.build_if_missing(self.store)
+            self._bm25[collection] = index = pg
+        return index
+
+    def _sync_bm25(self, collection: str, index: TantivyIndex) -> None:
         """Bring this process's BM25 index in step with the shared store when its generation
         moved (one cheap query per call otherwise)."""
         try:
@@ -252,7 +269,6 @@ class Dari:
             from dari.index.bm25_sync import sync
 
             folder = self.collection_folder(collection) / "bm25"
-            index = self._bm25[collection]
             self._bm25_generation[collection] = sync(index, self.store, collection, folder)
 
     def vectors(self, collection: str) -> VectorIndex:
@@ -282,6 +298,7 @@ class Dari:
                     stamp,
                     generation,
                     self.settings.vectors.build_memory_mb,
+                    self.settings.vectors.ef_search,
                 )
             else:
                 index = NumpyVectorIndex.open(self.store, collection, folder, generation)
@@ -366,7 +383,7 @@ class Dari:
         collection: str,
         settings: RetrievalSettings | None = None,
         analyzer: Analyzer | None = None,
-        bm25: TantivyIndex | None = None,
+        bm25: TextIndex | None = None,
     ) -> HybridRetriever:
         """The retriever of a collection; the arguments override the configured settings, the
         analyzer and the BM25 index (evals compare configurations this way)."""

@@ -9,7 +9,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -159,6 +167,16 @@ class StoreSettings(_Section):
     postgres_url: str = ""  # e.g. postgresql://dari:secret@db:5432/dari
     pool_size: int = Field(10, ge=1, le=500)  # connections per process
     connect_timeout_s: float = Field(5.0, gt=0)
+    # Where BM25 lives. tantivy: an index per process under DARI_HOME (with backend = "postgres",
+    # kept in step with the store's change log). postgres: one index in the store's PostgreSQL,
+    # shared by every process (needs backend = "postgres").
+    fulltext: Literal["tantivy", "postgres"] = "tantivy"
+
+    @model_validator(mode="after")
+    def _fulltext_in_postgres(self) -> StoreSettings:
+        if self.fulltext == "postgres" and self.backend != "postgres":
+            raise ValueError('fulltext = "postgres" needs backend = "postgres"')
+        return self
 
 
 class VectorSettings(_Section):
@@ -174,6 +192,9 @@ class VectorSettings(_Section):
     # pgvector: the most memory (maintenance_work_mem, MB) a collection's HNSW build may use; the
     # graph of N chunks needs about N × (4·dim + 300) bytes, and one larger goes to disk (slow)
     build_memory_mb: int = Field(1024, ge=64)
+    # pgvector's HNSW candidate list per search (hnsw.ef_search): higher finds more of the exact
+    # top k, slower. 0: max(200, 2 × retrieval.candidates) (docs/benchmarks.md has the trade-off).
+    ef_search: int = Field(0, ge=0, le=1000)
 
 
 class CacheSettings(_Section):

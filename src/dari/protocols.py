@@ -13,6 +13,7 @@ from dari.types import Document, GenerationParams, Hit, Retrieval, Split, Stage
 
 if TYPE_CHECKING:
     from dari.guards.base import Finding, GuardContext
+    from dari.index.store import IndexRow
 
 
 @runtime_checkable
@@ -40,18 +41,33 @@ class Embedder(Protocol):
 
 
 class TextIndex(Protocol):
-    """Lexical (BM25) index over chunks of one collection."""
+    """Lexical (BM25) index over the chunks of one collection: tantivy per process
+    (`dari.index.bm25`) or one in PostgreSQL (`dari.index.pg_fulltext`)."""
 
-    def add(self, rows: Iterable[tuple[str, str, str, tuple[str, ...]]]) -> None:
-        """Stage (chunk_id, doc_id, text, acl) rows; visible after `commit`."""
+    def add(self, rows: Iterable[IndexRow]) -> None:
+        """Stage chunks; visible after `commit`."""
 
     def delete_documents(self, doc_ids: Iterable[str]) -> None: ...
 
+    def clear(self) -> None: ...
+
     def commit(self) -> None: ...
 
+    def close(self) -> None: ...
+
     def search(
-        self, query: str, k: int, acl: Sequence[str] | None = None
+        self, query: str, k: int, acl: Sequence[str] | None = None, where: Sequence[str] = ()
     ) -> list[tuple[str, float]]: ...
+
+    def search_terms(
+        self,
+        terms: Sequence[str],
+        k: int,
+        acl: Sequence[str] | None = None,
+        where: Sequence[str] = (),
+    ) -> list[tuple[str, float]]: ...
+
+    def num_docs(self) -> int: ...
 
 
 class VectorIndex(Protocol):

@@ -132,11 +132,12 @@ def test_a_lost_stamp_means_a_rebuild_not_duplicates(
 # --- two Dari processes' worth of objects, one PostgreSQL store ------------------------------
 
 
-def replica(home: Path, url: str, analyzer: Analyzer) -> Dari:
+def replica(home: Path, url: str, analyzer: Analyzer, fulltext: str = "tantivy") -> Dari:
+    store = {"backend": "postgres", "postgres_url": url, "pool_size": 2, "fulltext": fulltext}
     settings = Settings(
         home=home,
         cache={"enabled": False},  # type: ignore[arg-type]
-        store={"backend": "postgres", "postgres_url": url, "pool_size": 2},  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
     )
     d = Dari(settings)
     d.analyzer = analyzer
@@ -145,11 +146,14 @@ def replica(home: Path, url: str, analyzer: Analyzer) -> Dari:
     return d
 
 
+@pytest.mark.parametrize("fulltext", ["tantivy", "postgres"])
 def test_what_one_replica_ingests_another_retrieves(
-    postgres_url: str, tmp_path: Path, corpus: Path, analyzer: Analyzer
+    postgres_url: str, tmp_path: Path, corpus: Path, analyzer: Analyzer, fulltext: str
 ) -> None:
-    a = replica(tmp_path / "a", postgres_url, analyzer)
-    b = replica(tmp_path / "b", postgres_url, analyzer)
+    """With tantivy, b's own index catches up; with store.fulltext = "postgres" there is one
+    index, in the store's server, and no replica keeps one under its home."""
+    a = replica(tmp_path / "a", postgres_url, analyzer, fulltext)
+    b = replica(tmp_path / "b", postgres_url, analyzer, fulltext)
     try:
         report = a.ingest([corpus], "docs")
         assert not report.failed
@@ -163,6 +167,8 @@ def test_what_one_replica_ingests_another_retrieves(
         assert all("refund" not in h.text.lower() for h in after)
         assert b.bm25("docs").search("refund", 5) == []
         assert b.store.collection("docs").documents == a.store.collection("docs").documents
+        bm25_folders = list((tmp_path / "b").glob("collections/*/bm25"))
+        assert bool(bm25_folders) == (fulltext == "tantivy")
     finally:
         a.close()
         b.close()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import STORE_BACKENDS
+from tests.conftest import WITH_FULLTEXT
 
 from dari.app import Dari
 from dari.config import Settings
@@ -22,9 +22,10 @@ from dari.testing import FakeEmbedder
 from dari.types import FileStatus
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture(params=WITH_FULLTEXT)
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """Incremental ingest and crash safety are proven on SQLite and on PostgreSQL."""
+    """Incremental ingest and crash safety are proven on SQLite and on PostgreSQL (BM25 in tantivy,
+    or in PostgreSQL too)."""
     return str(request.param)
 
 

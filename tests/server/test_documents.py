@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import STORE_BACKENDS
+from tests.conftest import WITH_FULLTEXT
 from tests.server.conftest import serving
 
 from dari.app import Dari
@@ -19,9 +19,10 @@ from dari.server.uploads import safe_name
 from dari.testing import FakeGenerator
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture(params=WITH_FULLTEXT)
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """This module's tests run on SQLite and on PostgreSQL."""
+    """This module's tests run on SQLite and on PostgreSQL (BM25 in tantivy, or in PostgreSQL
+    too)."""
     return str(request.param)
 
 

@@ -32,7 +32,7 @@ from dari.db.sqlite import SqliteDatabase
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 PG_SCHEMA = "dari_cache"  # the PostgreSQL schema the cache's tables live in
-_PG_LOCK = 0x6461726901  # pg_advisory_xact_lock key: "dari" + 1 (the store's migrations are + 0)
+_PG_LOCK = 0x6461726902  # pg_advisory_xact_lock key: "dari" + 2 (store migrations + 0, audit + 1)
 _TABLES = ("entry_chunks", "entries", "counters")
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS entries(

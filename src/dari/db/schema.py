@@ -175,6 +175,29 @@ MIGRATIONS = (
             ),
         },
     ),
+    Migration(
+        7,
+        "BM25 in PostgreSQL (store.fulltext = 'postgres')",
+        only={
+            "postgres": (
+                """CREATE TABLE IF NOT EXISTS fulltext_chunks(
+  collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
+  chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL, acl TEXT[] NOT NULL, meta TEXT[] NOT NULL,
+  terms TEXT[] NOT NULL, tfs INTEGER[] NOT NULL, len INTEGER NOT NULL,
+  PRIMARY KEY (collection, chunk_id))""",
+                "CREATE INDEX IF NOT EXISTS fulltext_chunks_terms ON fulltext_chunks "
+                "USING gin (terms)",
+                "CREATE INDEX IF NOT EXISTS fulltext_chunks_docs ON fulltext_chunks"
+                "(collection, doc_id)",
+                """CREATE TABLE IF NOT EXISTS fulltext_terms(
+  collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
+  term TEXT NOT NULL, df BIGINT NOT NULL, PRIMARY KEY (collection, term))""",
+                """CREATE TABLE IF NOT EXISTS fulltext_stats(
+  collection TEXT PRIMARY KEY REFERENCES collections(name) ON DELETE CASCADE,
+  docs BIGINT NOT NULL, length BIGINT NOT NULL)""",
+            ),
+        },
+    ),
 )
 
 

@@ -104,10 +104,13 @@ def drop(pool: ConnectionPool[Any], name: str) -> None:
 class PgVectorIndex:
     """The same searches as NumpyVectorIndex (`search`, `vectors_of`, `len`), served by pgvector."""
 
-    def __init__(self, pool: ConnectionPool[Any], name: str, build_mb: int = 1024) -> None:
+    def __init__(
+        self, pool: ConnectionPool[Any], name: str, build_mb: int = 1024, ef: int = 0
+    ) -> None:
         self._pool = pool
         self.name = name
         self._build_mb = build_mb  # the most memory an HNSW build may ask for
+        self._ef = ef  # hnsw.ef_search; 0: ef_search(k)
         self._where = describe(str(pool.conninfo))
         self._dim = 0  # the table's size once it is known to exist; asked again until then
 
@@ -121,11 +124,12 @@ class PgVectorIndex:
         stamp: Path,
         generation: int,
         build_mb: int = 1024,
+        ef: int = 0,
     ) -> PgVectorIndex:
         """The index of `collection`, synced with the store unless `stamp` (a small file next
         to the collection's other derived indexes) says it already is at `generation` and the
         table is there (a new server, or a dropped table, is filled again)."""
-        index = cls(pool, prefix + collection, build_mb)
+        index = cls(pool, prefix + collection, build_mb, ef)
         try:
             seen = json.loads(stamp.read_text()) if stamp.exists() else {}
         except (OSError, ValueError):
@@ -222,7 +226,7 @@ class PgVectorIndex:
                 conn.execute(
                     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                     "set_config('hnsw.ef_search', %s, true)",
-                    (str(ef_search(k)),),
+                    (str(self._ef or ef_search(k)),),
                 )
                 rows = conn.execute(sql, params).fetchall()
         return [(str(cid), -float(d)) for cid, d in rows]
@@ -317,9 +321,9 @@ class PgVectorIndex:
 
 
 def ef_search(k: int) -> int:
-    """The HNSW candidate list of a search for k: 2k, at least 200, at most pgvector's 1,000.
-    At 100k chunks (bench/vectors.py) 200 finds 98 % of the exact top 40 (95 % with an ACL
-    filter), 100 only 90 % (86 %)."""
+    """The HNSW candidate list of a search for k (unless vectors.ef_search sets it): 2k, at
+    least 200, at most pgvector's 1,000. At 100k chunks (bench/vectors.py) 200 finds 98 % of the
+    exact top 40 (95 % with an ACL filter), 100 only 90 % (86 %); at 1M, 200 finds 86 %."""
     return max(200, min(1000, 2 * k))
 
 

@@ -19,12 +19,11 @@ import numpy as np
 
 from dari.config import Settings
 from dari.errors import IngestError
-from dari.index.bm25 import TantivyIndex
 from dari.index.filters import meta_tokens
 from dari.index.store import IndexRow, Store
 from dari.ingest.loaders import SUPPORTED_SUFFIXES, is_sidecar, load_path
 from dari.ingest.splitter import SPLITTER_VERSION, ParentChildSplitter
-from dari.protocols import Embedder
+from dari.protocols import Embedder, TextIndex
 from dari.types import Chunk, Document, FileResult, FileStatus, IngestReport, Section
 
 
@@ -93,7 +92,7 @@ class Ingestor:
         self,
         settings: Settings,
         store: Store,
-        bm25: TantivyIndex,
+        bm25: TextIndex,
         embedder: Embedder,
         splitter: ParentChildSplitter,
         tagger: Callable[[str], str] | None = None,

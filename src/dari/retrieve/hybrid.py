@@ -7,10 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from dari.config import RetrievalSettings
 from dari.index.analyzer import Analyzer
-from dari.index.bm25 import TantivyIndex
 from dari.index.filters import filter_tokens
 from dari.index.store import Store
-from dari.protocols import Embedder, Reranker, VectorIndex
+from dari.protocols import Embedder, Reranker, TextIndex, VectorIndex
 from dari.retrieve.transform import QueryTransformer, Variant
 from dari.text import estimate_tokens
 from dari.types import Hit, Retrieval
@@ -59,7 +58,7 @@ class HybridRetriever:
         self,
         settings: RetrievalSettings,
         store: Store,
-        bm25: TantivyIndex,
+        bm25: TextIndex,
         vectors: Callable[[], VectorIndex],
         embedder: Embedder,
         analyzer: Analyzer,
