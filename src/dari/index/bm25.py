@@ -17,7 +17,28 @@ class SchemaChanged(StoreError):
     """The index on disk was written by an older dari; it is rebuilt from the store."""
 
 
-class TantivyIndex:
+class TermSearch:
+    """`search` of a text index: the query's analyzer terms, once each, to `search_terms`."""
+
+    _analyzer: Analyzer
+
+    def search(
+        self, query: str, k: int, acl: Sequence[str] | None = None, where: Sequence[str] = ()
+    ) -> list[tuple[str, float]]:
+        terms = list(dict.fromkeys(self._analyzer.terms(query)))
+        return self.search_terms(terms, k, acl, where)
+
+    def search_terms(
+        self,
+        terms: Sequence[str],
+        k: int,
+        acl: Sequence[str] | None = None,
+        where: Sequence[str] = (),
+    ) -> list[tuple[str, float]]:
+        raise NotImplementedError
+
+
+class TantivyIndex(TermSearch):
     """One collection's BM25 index on disk. Writes are staged and become visible on `commit`."""
 
     def __init__(self, path: Path, analyzer: Analyzer) -> None:
@@ -98,12 +119,6 @@ class TantivyIndex:
         if self._writer is not None:
             self._writer.wait_merging_threads()
             self._writer = None
-
-    def search(
-        self, query: str, k: int, acl: Sequence[str] | None = None, where: Sequence[str] = ()
-    ) -> list[tuple[str, float]]:
-        terms = list(dict.fromkeys(self._analyzer.terms(query)))
-        return self.search_terms(terms, k, acl, where)
 
     def search_terms(
         self,

@@ -22,7 +22,7 @@ from typing import Any
 
 from dari.db.base import Connection, Database
 from dari.index.analyzer import Analyzer
-from dari.index.bm25 import PUBLIC
+from dari.index.bm25 import PUBLIC, TermSearch
 from dari.index.store import IndexRow, Store
 
 K1, B = 1.2, 0.75
@@ -36,7 +36,7 @@ WHERE c.collection = ? AND c.terms && ?::text[] {{filters}}
 GROUP BY c.chunk_id ORDER BY 2 DESC, c.chunk_id LIMIT ?"""
 
 
-class PostgresTextIndex:
+class PostgresTextIndex(TermSearch):
     """One collection's BM25 index in PostgreSQL; the same methods as `TantivyIndex`."""
 
     def __init__(self, db: Database, collection: str, analyzer: Analyzer) -> None:
@@ -154,12 +154,6 @@ class PostgresTextIndex:
         return True
 
     # -- reads ------------------------------------------------------------------------------
-    def search(
-        self, query: str, k: int, acl: Sequence[str] | None = None, where: Sequence[str] = ()
-    ) -> list[tuple[str, float]]:
-        terms = list(dict.fromkeys(self._analyzer.terms(query)))
-        return self.search_terms(terms, k, acl, where)
-
     def search_terms(
         self,
         terms: Sequence[str],
