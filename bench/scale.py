@@ -16,8 +16,10 @@ goes. Every non-200 answer or failed request is an error; the script exits 1 if 
 
 --store shared-home: the replicas share one DARI_HOME (SQLite WAL, tantivy, numpy vectors);
 postgres: store.backend = "postgres" on a throwaway PostgreSQL (dari.db.local_postgres), a home
-per replica. --redis: a redis-server on a free port holds the answer cache and the rate limits
-(else the cache is SQLite: shared with a shared home, one per replica otherwise). The rate limit is
+per replica; postgres-all: BM25 (store.fulltext), the vectors (pgvector) and the answer cache in
+that PostgreSQL too. --redis: a redis-server on a free port holds the answer cache (unless
+postgres-all) and the rate limits (else the cache is SQLite: shared with a shared home, one per
+replica otherwise). The rate limit is
 raised for the run (one key sends every request).
 """
 
@@ -59,7 +61,9 @@ Row = tuple[float, int, dict[str, Any]]  # (seconds, HTTP status, body) as bench
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--store", default="shared-home", help="shared-home, postgres, or both")
+    ap.add_argument(
+        "--store", default="shared-home", help="shared-home, postgres, postgres-all, or a list"
+    )
     ap.add_argument("--redis", action="store_true", help="answer cache and rate limits in Redis")
     ap.add_argument("--replicas", default="1,2,4")
     ap.add_argument("--concurrency", type=int, default=8, help="clients asking questions")
@@ -138,8 +142,8 @@ class Infra:
 
 @contextmanager
 def backends(store: str, redis: bool, folder: Path) -> Iterator[Infra]:
-    if store not in ("shared-home", "postgres"):
-        sys.exit(f"--store: shared-home or postgres, not {store}")
+    if store not in ("shared-home", "postgres", "postgres-all"):
+        sys.exit(f"--store: shared-home, postgres or postgres-all, not {store}")
     with ExitStack() as stack:
         infra = Infra(store, None)
         if redis:
@@ -147,7 +151,7 @@ def backends(store: str, redis: bool, folder: Path) -> Iterator[Infra]:
             infra.pids["redis"] = lambda: (
                 [infra.redis.pid] if infra.redis and infra.redis.pid else []
             )
-        if store == "postgres":
+        if store.startswith("postgres"):
             from dari.db.local_postgres import temporary
 
             infra.postgres = stack.enter_context(temporary("dari-bench-pg-"))
@@ -197,11 +201,14 @@ def run(infra: Infra, n: int, corpus: list[Path], args: argparse.Namespace, fold
         settings |= {"DARI_CACHE__BACKEND": "redis", "DARI_CACHE__REDIS_URL": url}
         settings |= {"DARI_SERVER__REDIS_URL": url}
     databases = ExitStack()  # a fresh one per run, so each replica count starts empty
-    if infra.store == "postgres":
+    if infra.store.startswith("postgres"):
         settings |= {
             "DARI_STORE__BACKEND": "postgres",
             "DARI_STORE__POSTGRES_URL": databases.enter_context(infra.postgres.fresh_database()),
         }
+        if infra.store == "postgres-all":  # BM25, vectors and the answer cache there too
+            settings |= {"DARI_STORE__FULLTEXT": "postgres", "DARI_VECTORS__BACKEND": "pgvector"}
+            settings |= {"DARI_CACHE__BACKEND": "postgres"}
         homes = [folder / f"home-{i}" for i in range(n)]
     else:
         homes = [folder / "home"] * n

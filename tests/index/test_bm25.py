@@ -282,3 +282,28 @@ def test_postgres_counts_stay_exact_through_repeats_deletes_and_clear(
         a.clear()
         a.commit()
         assert a.num_docs() == 0 and a.search("refund", 10) == []
+
+
+def test_postgres_maxscore_passes_give_the_one_pass_results(
+    tmp_path: Path, analyzer: Analyzer, request: pytest.FixtureRequest, monkeypatch
+) -> None:
+    """Scoring the chunks with a rare term first (and widening only when the common terms could
+    still reach the top k) returns exactly what scoring every matching chunk returns."""
+    import dari.index.pg_fulltext as module
+
+    words = ["policy", "refund", "office", "leave", "parking", "salary", "budget", "review"]
+    rows = [
+        r(f"c{i}", f"d{i}", " ".join(words[j % 8] for j in range(i % 5, i % 5 + 2 + i % 7)))
+        for i in range(300)
+    ]
+    rows.append(r("rare", "d-rare", "policy on aardvark handling"))
+    queries = ["policy aardvark", "policy refund", "office leave parking", "aardvark", "budget"]
+    with opened("postgres", tmp_path, analyzer, request) as ix:
+        ix.add(rows)
+        ix.commit()
+        for k in (1, 5, 40):
+            for acl in (None, []):
+                pruned = [ix.search(q, k, acl) for q in queries]
+                monkeypatch.setattr(module, "_RARE", (1.0,))
+                assert [ix.search(q, k, acl) for q in queries] == pruned
+                monkeypatch.undo()

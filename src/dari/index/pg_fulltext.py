@@ -26,6 +26,8 @@ from dari.index.bm25 import PUBLIC, TermSearch
 from dari.index.store import IndexRow, Store
 
 K1, B = 1.2, 0.75
+_ANALYZE_AFTER = 1000  # rows added by one commit from which the table's statistics are renewed
+_RARE = (0.01, 0.1, 1.0)  # MaxScore passes: terms in at most this share of the chunks first
 _LOCK = 0x64617269 + 2  # the first key of this index's advisory locks (the second: the collection)
 _SCORE = f"""
 SELECT c.chunk_id, sum(q.idf * t.tf * {K1 + 1} / (t.tf + {K1} * ({1 - B} + {B} * c.len / ?)))
@@ -79,6 +81,8 @@ class PostgresTextIndex(TermSearch):
                 self._count(conn, [(list(t), int(n)) for t, n in gone], -1)
             if adds:
                 self._insert(conn, adds, terms)
+            if len(adds) >= _ANALYZE_AFTER:  # a bulk load: fresh statistics for the planner
+                conn.execute("ANALYZE fulltext_chunks")
         self._adds, self._deletes, self._clear = [], [], False
 
     def _insert(self, conn: Connection, rows: list[IndexRow], terms: list[list[str]]) -> None:
@@ -181,16 +185,27 @@ class PostgresTextIndex(TermSearch):
         known = [t for t in terms if df.get(t)]
         if not known:
             return []
-        idf = [math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in known]
+        idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in known}
         filters, extra = "", list[Any]()
         if acl is not None:
             filters, extra = filters + " AND c.acl && ?::text[]", [*extra, [PUBLIC, *acl]]
         if where:
             filters, extra = filters + " AND c.meta @> ?::text[]", [*extra, list(where)]
-        rows = self._db.rows(
-            _SCORE.format(filters=filters),
-            (length / n, known, idf, self._collection, known, *extra, k),
-        )
+        sql = _SCORE.format(filters=filters)
+        weights = [idf[t] for t in known]
+        # MaxScore: a term adds at most idf × (k1 + 1) to a chunk's score. Score first only the
+        # chunks holding a rarer term; the top k are final when the common terms' bounds
+        # together stay below the k-th score found (a chunk with common terms alone cannot
+        # reach it). Else widen the set, at last to every term: the same results as one pass.
+        by_rarity = sorted(known, key=lambda t: df[t])
+        for share in _RARE:
+            rare = [t for t in by_rarity if df[t] <= share * n] or by_rarity[:1]
+            rest = sum(idf[t] for t in known if t not in rare) * (K1 + 1)
+            rows = self._db.rows(
+                sql, (length / n, known, weights, self._collection, rare, *extra, k)
+            )
+            if len(rare) == len(known) or (len(rows) == k and float(rows[-1][1]) > rest):
+                break
         return [(str(c), float(s)) for c, s in rows]
 
     def num_docs(self) -> int:
