@@ -70,7 +70,8 @@ bench: models
 	$(PY) bench/cache.py
 	$(PY) bench/server.py
 	$(PY) bench/vectors.py
-	$(PY) bench/scale.py --store shared-home,postgres --redis
+	$(PY) bench/fulltext.py
+	$(PY) bench/scale.py --store shared-home,postgres,postgres-all --redis
 	$(PY) bench/tune.py
 
 # Rebuild the bundled guard classifiers from the shared public data (deterministic; ~15 min the
