@@ -15,8 +15,8 @@ from dari.types import Outcome
 
 @pytest.fixture(params=WITH_FULLTEXT)
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """The question flow, ACL and metadata filters are proven on SQLite and on PostgreSQL (BM25 in tantivy,
-    or in PostgreSQL too)."""
+    """The question flow, ACL and metadata filters are proven on SQLite and on PostgreSQL (BM25
+    in tantivy, or in PostgreSQL too)."""
     return str(request.param)
 
 

@@ -445,14 +445,9 @@ class Dari:
         raw = json.dumps(shape, sort_keys=True, default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
-    def _pipeline_cache(self, collection: str) -> PipelineCache | None:
-        try:
-            cache = self.cache
-        except (BackendError, StoreError) as exc:  # a cache server down: answer without it
-            log.warning("answer cache unavailable, answering without it: %s", exc)
-            return None
+    def _pipeline_cache(self, collection: str) -> PipelineCache:
         return PipelineCache(
-            cache,
+            lambda: self.cache,  # opened at the first lookup; a server down is a bypass
             collection,
             self.index_version(collection),
             self.model_name,

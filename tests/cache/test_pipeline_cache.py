@@ -280,7 +280,8 @@ def test_a_postgres_cache_that_is_down_never_stops_an_answer(
     tmp_path: Path, corpus: Path, analyzer: Analyzer, fake_generator: FakeGenerator
 ) -> None:
     """With cache.backend = "postgres" and that server unreachable, the question is answered
-    without the cache, feedback is recorded, and the cache's own commands name the server."""
+    without the cache (the trace says why), feedback is recorded, and the cache's own commands
+    name the server."""
     from tests.conftest import free_port
 
     from dari.errors import BackendError
@@ -296,7 +297,10 @@ def test_a_postgres_cache_that_is_down_never_stops_an_answer(
         d.ingest([corpus], "c")
         fake_generator.enqueue(GOOD)
         answer = d.ask(OFFICE, "c")
-        assert answer.outcome == Outcome.ANSWERED and answer.trace.cache is None
+        assert answer.outcome == Outcome.ANSWERED
+        use = answer.trace.cache
+        assert use is not None and use.lookup == "bypass" and "PostgreSQL at" in use.reason
+        assert "pw" not in use.reason
         assert d.feedback(answer.trace.id, thumb="down").trace_id == answer.trace.id
         with pytest.raises(BackendError, match=r"PostgreSQL at 127\.0\.0\.1") as info:
             d.cache.store.counters()

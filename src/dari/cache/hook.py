@@ -30,7 +30,7 @@ class CacheRequest:
 class PipelineCache:
     def __init__(
         self,
-        cache: AnswerCache,
+        cache: Callable[[], AnswerCache],
         collection: str,
         index_version: str,
         model: str,
@@ -38,7 +38,7 @@ class PipelineCache:
         embed_query: Callable[[str], np.ndarray] | None,
         guards_on: bool,
     ) -> None:
-        self._cache = cache
+        self._cache = cache  # opened on first use: a cache server down is a bypass, said why
         self._collection = collection
         self._index_version = index_version
         self._model = model
@@ -86,9 +86,10 @@ class PipelineCache:
         if req.bypass:
             return Lookup(None), CacheUse("bypass", reason=req.bypass, scope=req.scope.key)
         vec = None
-        if self._cache.settings.semantic and self._embed is not None:
+        cache = self._cache()
+        if cache.settings.semantic and self._embed is not None:
             vec = self._embed(req.question)  # memoised: dense retrieval reuses it on a miss
-        found = self._cache.lookup(req.scope, req.question, vec)
+        found = cache.lookup(req.scope, req.question, vec)
         if found.entry is None:
             use = CacheUse(
                 "miss",
@@ -116,7 +117,7 @@ class PipelineCache:
             return dataclasses.replace(use, reason=why)
         vec = self._embed(req.question) if self._embed is not None else None
         try:
-            entry = self._cache.put(req.scope, req.question, answer, vec)
+            entry = self._cache().put(req.scope, req.question, answer, vec)
         except (sqlite3.Error, OSError, BackendError, StoreError) as exc:
             log.warning("answer cache write failed: %s", exc)
             return dataclasses.replace(use, reason=f"the cache failed: {exc}")
