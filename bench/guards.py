@@ -162,6 +162,10 @@ _KO_PII = {
 }
 
 
+# An IBAN is a bank account number: the Korean set labels IBANs 계좌번호 (account).
+_SAME = {"account": {"account", "iban"}}
+
+
 def _pii_scores(
     docs: list[tuple[str, list[tuple[str | None, int, int]]]], kiwi: Any
 ) -> dict[str, Any]:
@@ -176,7 +180,9 @@ def _pii_scores(
         for kind, s, e in gold:
             if kind is None:
                 continue
-            hit = any(f.kind == kind and f.start < e and s < f.end for f in found)
+            hit = any(
+                f.kind in _SAME.get(kind, {kind}) and f.start < e and s < f.end for f in found
+            )
             (tp if hit else fn)[kind] += 1
         for f in found:
             if not any(f.start < e and s < f.end for _, s, e in gold):

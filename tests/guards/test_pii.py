@@ -84,3 +84,48 @@ def test_fingerprint_matches_the_same_number_written_differently():
 @pytest.mark.parametrize("text", ["", "   ", "\x00\x01\xff" * 100, "가" * 200_000, "1" * 10_000])
 def test_odd_input_never_raises(text: str):
     find_pii(text)
+
+
+@pytest.mark.parametrize(
+    "text, kind, value",
+    [
+        ("연락처: O1O-9876-543Z 입니다", "phone", "O1O-9876-543Z"),  # OCR's letters for digits
+        ("주민등록번호: 85O315-l234567", "rrn", "85O315-l234567"),
+        ("０１０−１２３４−５６７８", "phone", "０１０−１２３４−５６７８"),  # full width, minus sign
+        ("전화번호는 공일공-일이삼사-오육칠팔", "phone", "공일공-일이삼사-오육칠팔"),  # in Hangul
+        ("자택전화: 02-345*-**78", "phone", "02-345*-**78"),  # a masked landline
+        ("Mobile: 0341 8387176", "phone", "0341 8387176"),
+        ("They're not answering at 78 651 450", "phone", "78 651 450"),
+        ("416 60 039 office", "phone", "416 60 039"),  # the kind written after the number
+        ("Desk: 5403926876", "phone", "5403926876"),
+        ("my card number 630427373398 is lost", "card", "630427373398"),  # 12 digits, labelled
+        ("last billed amount for cc 503802053770", "card", "503802053770"),
+        ("transfer from GB56HXDO88167774656119 to other bank", "iban", "GB56HXDO88167774656119"),
+        ("계좌번호: 267-910123-45678", "account", "267-910123-45678"),  # passes Luhn: not a card
+        ("여권번호: C4F7HJ2K1", "passport", "C4F7HJ2K1"),
+        ("My driver's license number is F162823540116", "driver_license", "F162823540116"),
+    ],
+)
+def test_disguised_and_labelled_numbers(text: str, kind: str, value: str):
+    assert (kind, value) in kinds(text)
+
+
+def test_a_column_header_labels_the_cells_below_it():
+    table = (
+        "등록번호 | 성명 | 국적 | 여권번호 | 납부\n"
+        "---|---|---|---|---\n"
+        "REG-002 | Sarah Johnson | 미국 | 432198765 | 완료\n"
+        "REG-003 | Liu Xiaoming | 중국 | E12345678 | 완료"
+    )
+    assert [k for k in kinds(table) if k[0] == "passport"] == [
+        ("passport", "432198765"),
+        ("passport", "E12345678"),
+    ]
+    assert kinds("번호 | 이름\n1 | 432198765") == []  # no label in that column
+
+
+def test_unlabelled_digit_runs_and_words_stay_alone():
+    assert kinds("order 5403926876 shipped") == []  # a bare run of digits needs a label
+    assert kinds("구분 2018 2019 2020 매출") == []
+    assert kinds("The Boeing 737 seats 160 passengers") == []
+    assert kinds("이사 회의는 삼층에서") == []  # Hangul digit syllables inside words

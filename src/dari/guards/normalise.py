@@ -15,10 +15,11 @@ import re
 import unicodedata
 import urllib.parse
 
-# Look-alikes that NFKC leaves alone (Cyrillic, Greek) mapped to the Latin letter they imitate.
+# Look-alikes that NFKC leaves alone (Cyrillic, Greek) mapped to the Latin letter they imitate;
+# dashes and the minus sign to '-'.
 _CONFUSABLES = str.maketrans(
-    "АВЕКМНОРСТХЅІЈаеорсухіјԁѕӏΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιν·",
-    "ABEKMHOPCTXSIJaeopcyxijdslABEZHIKMNOPTYXaoiv-",
+    "АВЕКМНОРСТХЅІЈаеорсухіјԁѕӏΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιν·‐‑‒–—−",
+    "ABEKMHOPCTXSIJaeopcyxijdslABEZHIKMNOPTYXaoiv-------",
 )
 _INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
