@@ -162,8 +162,9 @@ _KO_PII = {
 }
 
 
-# An IBAN is a bank account number: the Korean set labels IBANs 계좌번호 (account).
-_SAME = {"account": {"account", "iban"}}
+# An IBAN is a bank account number: the Korean set labels IBANs 계좌번호 (account); it files
+# cryptocurrency wallet addresses under 카드번호 (card).
+_SAME = {"account": {"account", "iban"}, "card": {"card", "crypto"}}
 
 
 def _pii_scores(

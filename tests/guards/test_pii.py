@@ -129,3 +129,21 @@ def test_unlabelled_digit_runs_and_words_stay_alone():
     assert kinds("구분 2018 2019 2020 매출") == []
     assert kinds("The Boeing 737 seats 160 passengers") == []
     assert kinds("이사 회의는 삼층에서") == []  # Hangul digit syllables inside words
+
+
+def test_crypto_wallets_by_checksum_or_shape():
+    assert kinds("지갑: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa") == [
+        ("crypto", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa")
+    ]
+    assert kinds("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq")[0][0] == "crypto"
+    assert kinds("to 0x742d35Cc6634C0532925a3b844Bc9e7595f2bD18")[0][0] == "crypto"
+    assert kinds("1BoatSLRHtKNngkdXEeobR76b53LETtpyX") == []  # base58 checksum fails
+    tx = "0x" + "a1b2c3d4e5f60718293a4b5c6d7e8f90" * 2  # a transaction hash, not a wallet
+    assert kinds(f"hash {tx}") == []
+    assert (
+        redact(
+            "pay 0x742d35Cc6634C0532925a3b844Bc9e7595f2bD18",
+            find_pii("pay 0x742d35Cc6634C0532925a3b844Bc9e7595f2bD18"),
+        )
+        == "pay [CRYPTO_WALLET]"
+    )

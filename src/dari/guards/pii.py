@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from stdnum import iban, luhn
+from stdnum import bitcoin, iban, luhn
 from stdnum.kr import rrn as kr_rrn
 
 from dari.guards.normalise import fold
@@ -34,6 +34,7 @@ LABELS = {
     "iban": "[IBAN]",
     "ssn": "[SSN]",
     "birth_date": "[BIRTH_DATE]",
+    "crypto": "[CRYPTO_WALLET]",
     "name": "[NAME]",
 }
 STRUCTURED = tuple(k for k in LABELS if k != "name")
@@ -131,6 +132,11 @@ _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:
 _IBAN = re.compile(
     r"(?<![0-9A-Za-z])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,3})?"
     r"(?![0-9A-Za-z])"
+)
+# Cryptocurrency wallets: Bitcoin (base58 or bech32, checked by stdnum) and Ethereum (0x + 40 hex).
+_CRYPTO = re.compile(
+    r"(?<![0-9A-Za-z])(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71}"
+    r"|0x[0-9a-fA-F]{40})(?![0-9A-Za-z])"
 )
 _SSN = re.compile(rf"{_B}(\d{{3}})-(\d{{2}})-(\d{{4}}){_E}")
 _KR_LICENSE = re.compile(rf"{_B}\d{{2}}-\d{{2}}-\d{{6}}-\d{{2}}{_E}")
@@ -248,6 +254,13 @@ def _iban(text: str, m: re.Match[str]) -> tuple[str, float] | None:
     return ("iban:label", 0.7) if shaped and labelled else None
 
 
+def _crypto(text: str, m: re.Match[str]) -> tuple[str, float] | None:
+    s = m.group(0)
+    if s.startswith("0x"):
+        return "crypto:ethereum", 0.9
+    return ("crypto:bitcoin", 1.0) if bitcoin.is_valid(s) else None
+
+
 def _ssn(text: str, m: re.Match[str]) -> tuple[str, float] | None:
     area, group, serial = m.groups()
     if area in ("000", "666") or area.startswith("9") or group == "00" or serial == "0000":
@@ -327,6 +340,7 @@ def _license(text: str, m: re.Match[str]) -> tuple[str, float] | None:
 _RULES: tuple[tuple[str, re.Pattern[str], Callable[..., tuple[str, float] | None]], ...] = (
     ("email", _EMAIL, lambda text, m: ("email:format", 1.0)),
     ("email", _EMAIL_SPELT, lambda text, m: ("email:spelt", 0.8)),
+    ("crypto", _CRYPTO, _crypto),
     ("ip", _IPV4, _ipv4),
     ("ip", _IPV6, _ipv6),
     ("iban", _IBAN, _iban),
