@@ -136,6 +136,12 @@ def test_a_bm25_index_older_or_missing_is_rebuilt_from_the_store(
         with dari.store.db.transaction() as tx:
             for table in ("fulltext_chunks", "fulltext_terms", "fulltext_stats"):
                 tx.execute(f"DELETE FROM {table} WHERE collection = 'c'")
+        # a running process finds the rows gone at its next search and builds them again
+        hits = dari.pipeline("c")._retriever.retrieve("refund within 30 days").hits
+        assert hits[0].source.endswith("refunds.md") and dari.bm25("c").num_docs() == chunks
+        with dari.store.db.transaction() as tx:
+            for table in ("fulltext_chunks", "fulltext_terms", "fulltext_stats"):
+                tx.execute(f"DELETE FROM {table} WHERE collection = 'c'")
     dari.close()
     folder = settings.home_dir / "collections" / "c" / "bm25"
     shutil.rmtree(folder, ignore_errors=True)

@@ -253,8 +253,8 @@ class Dari:
         if index is None:
             from dari.index.pg_fulltext import PostgresTextIndex
 
-            pg = PostgresTextIndex(self.store.db, collection, self.analyzer)
-            pg.build_if_missing(self.store)
+            pg = PostgresTextIndex(self.store.db, collection, self.analyzer, self.store)
+            pg.build_if_missing()
             self._bm25[collection] = index = pg
         return index
 

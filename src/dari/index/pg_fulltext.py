@@ -41,10 +41,14 @@ GROUP BY c.chunk_id ORDER BY 2 DESC, c.chunk_id LIMIT ?"""
 class PostgresTextIndex(TermSearch):
     """One collection's BM25 index in PostgreSQL; the same methods as `TantivyIndex`."""
 
-    def __init__(self, db: Database, collection: str, analyzer: Analyzer) -> None:
+    def __init__(
+        self, db: Database, collection: str, analyzer: Analyzer, store: Store | None = None
+    ) -> None:
+        """`store`: where to build the index from when the collection has none here yet."""
         if db.dialect != "postgres":
             raise ValueError("PostgresTextIndex needs a PostgreSQL database")
         self._db = db
+        self._store = store
         self._collection = collection
         self._analyzer = analyzer
         self._adds: list[IndexRow] = []
@@ -145,16 +149,24 @@ class PostgresTextIndex(TermSearch):
     def close(self) -> None:
         """Nothing held: the connections belong to the store."""
 
-    def build_if_missing(self, store: Store) -> bool:
-        """Index the collection's ready documents when it has no index here yet (a collection
-        moved by `dari migrate`, or one indexed by tantivy until now). True when it built."""
-        if self._db.rows(
-            "SELECT 1 FROM fulltext_stats WHERE collection = ?", (self._collection,)
-        ) or not (doc_ids := store.ready_doc_ids(self._collection)):
+    def build_if_missing(self) -> bool:
+        """Index the collection's ready documents when it has no index here (a collection moved
+        by `dari migrate`, replaced, or indexed by tantivy until now). True when it built. The
+        check and the build hold the collection's write lock, so an ingest committing at the
+        same time is neither lost nor counted twice."""
+        if self._store is None:
             return False
-        self.clear()
-        self.add(store.chunks_for_docs(doc_ids))
-        self.commit()
+        with self._db.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK, self._collection))
+            if conn.execute(
+                "SELECT 1 FROM fulltext_stats WHERE collection = ?", (self._collection,)
+            ).fetchone():
+                return False
+            rows = self._store.chunks_for_docs(self._store.ready_doc_ids(self._collection))
+            if not rows:
+                return False
+            self._insert(conn, rows, self._analyzer.terms_many([row.text for row in rows]))
+            conn.execute("ANALYZE fulltext_chunks")
         return True
 
     # -- reads ------------------------------------------------------------------------------
@@ -170,9 +182,9 @@ class PostgresTextIndex(TermSearch):
         terms = list(dict.fromkeys(terms))
         if not terms or k <= 0:
             return []
-        stats = self._db.rows(
-            "SELECT docs, length FROM fulltext_stats WHERE collection = ?", (self._collection,)
-        )
+        stats = self._stats()
+        if not stats and self.build_if_missing():  # its rows went (`dari migrate --replace`)
+            stats = self._stats()
         if not stats or not stats[0][0]:
             return []
         n, length = int(stats[0][0]), int(stats[0][1])
@@ -207,6 +219,11 @@ class PostgresTextIndex(TermSearch):
             if len(rare) == len(known) or (len(rows) == k and float(rows[-1][1]) > rest):
                 break
         return [(str(c), float(s)) for c, s in rows]
+
+    def _stats(self) -> list[tuple[Any, ...]]:
+        return self._db.rows(
+            "SELECT docs, length FROM fulltext_stats WHERE collection = ?", (self._collection,)
+        )
 
     def num_docs(self) -> int:
         rows = self._db.rows(
