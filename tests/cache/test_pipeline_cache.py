@@ -19,16 +19,22 @@ OFFICE = "When does the office open?"
 GOOD = "The office opens at 8 am [1]."
 
 
+def faked(settings: Settings, analyzer: Analyzer, generator: FakeGenerator) -> Dari:
+    """A Dari with the real cache, store and analyzer, and a fake embedder and LLM."""
+    d = Dari(settings)
+    d.analyzer = analyzer
+    d.__dict__["embedder"] = FakeEmbedder(analyzer)
+    d.__dict__["generator"] = generator
+    return d
+
+
 @pytest.fixture
 def dari(tmp_path: Path, fake_generator: FakeGenerator, analyzer: Analyzer) -> Iterator[Dari]:
     settings = Settings(
         home=tmp_path / "home",
         cache={"similarity": {"en": 0.5}, "max_unmatched": 1},  # type: ignore[arg-type]
     )  # the fake embedder's similarities are lower than e5's
-    d = Dari(settings)
-    d.analyzer = analyzer
-    d.__dict__["embedder"] = FakeEmbedder(d.analyzer)
-    d.__dict__["generator"] = fake_generator
+    d = faked(settings, analyzer, fake_generator)
     yield d
     d.close()
 
@@ -221,11 +227,8 @@ def test_replicas_share_one_cache_server_and_its_invalidation(
     replicas: list[tuple[Dari, FakeGenerator]] = []
     for home in homes:
         settings = Settings(home=home, cache=cache, store=store)  # type: ignore[arg-type]
-        d, gen = Dari(settings), FakeGenerator()
-        d.analyzer = analyzer
-        d.__dict__["embedder"] = FakeEmbedder(analyzer)
-        d.__dict__["generator"] = gen
-        replicas.append((d, gen))
+        gen = FakeGenerator()
+        replicas.append((faked(settings, analyzer, gen), gen))
     (a, gen_a), (b, gen_b) = replicas
     try:
         first = _first(a, corpus, gen_a)
@@ -256,10 +259,8 @@ def test_a_redis_cache_that_is_down_never_stops_an_answer(
 
     url = f"redis://:pw@127.0.0.1:{free_port()}/0"  # nothing listens there
     cache = {"backend": "redis", "redis_url": url}
-    d = Dari(Settings(home=tmp_path / "h", cache=cache))  # type: ignore[arg-type]
-    d.analyzer = analyzer
-    d.__dict__["embedder"] = FakeEmbedder(analyzer)
-    d.__dict__["generator"] = fake_generator
+    settings = Settings(home=tmp_path / "h", cache=cache)  # type: ignore[arg-type]
+    d = faked(settings, analyzer, fake_generator)
     try:
         d.ingest([corpus], "c")
         fake_generator.enqueue(GOOD)
@@ -289,10 +290,8 @@ def test_a_postgres_cache_that_is_down_never_stops_an_answer(
     url = f"postgresql://dari:pw@127.0.0.1:{free_port()}/dari"  # nothing listens there
     cache = {"backend": "postgres", "postgres_url": url}
     store = {"connect_timeout_s": 1}
-    d = Dari(Settings(home=tmp_path / "h", cache=cache, store=store))  # type: ignore[arg-type]
-    d.analyzer = analyzer
-    d.__dict__["embedder"] = FakeEmbedder(analyzer)
-    d.__dict__["generator"] = fake_generator
+    settings = Settings(home=tmp_path / "h", cache=cache, store=store)  # type: ignore[arg-type]
+    d = faked(settings, analyzer, fake_generator)
     try:
         d.ingest([corpus], "c")
         fake_generator.enqueue(GOOD)

@@ -16,6 +16,9 @@ from dari.errors import BackendError, StoreError
 from dari.types import Answer, CacheUse, GenerationParams
 
 log = logging.getLogger(__name__)
+# What a cache that fails raises (its SQLite file, its server): a miss or a skipped write, never
+# a failed question.
+CACHE_FAILURES = (sqlite3.Error, OSError, BackendError, StoreError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +80,7 @@ class PipelineCache:
         """Never raises for the cache's sake: a cache that fails is a miss, said in the trace."""
         try:
             return self._lookup(req)
-        except (sqlite3.Error, OSError, BackendError, StoreError) as exc:
+        except CACHE_FAILURES as exc:
             log.warning("answer cache lookup failed: %s", exc)
             use = CacheUse("bypass", reason=f"the cache failed: {exc}", scope=req.scope.key)
             return Lookup(None), use
@@ -118,7 +121,7 @@ class PipelineCache:
         vec = self._embed(req.question) if self._embed is not None else None
         try:
             entry = self._cache().put(req.scope, req.question, answer, vec)
-        except (sqlite3.Error, OSError, BackendError, StoreError) as exc:
+        except CACHE_FAILURES as exc:
             log.warning("answer cache write failed: %s", exc)
             return dataclasses.replace(use, reason=f"the cache failed: {exc}")
         return dataclasses.replace(use, stored=True, entry=entry)

@@ -25,14 +25,13 @@ from typing import Any
 import numpy as np
 
 from dari.cache.meaning import Meaning
-from dari.db.base import Connection, Database
+from dari.db.base import LOCK_CACHE_SCHEMA, Connection, Database
 from dari.db.schema import TYPES
 from dari.db.sqlite import SqliteDatabase
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 PG_SCHEMA = "dari_cache"  # the PostgreSQL schema the cache's tables live in
-_PG_LOCK = 0x6461726902  # pg_advisory_xact_lock key: "dari" + 2 (store migrations + 0, audit + 1)
 _TABLES = ("entry_chunks", "entries", "counters")
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS entries(
@@ -164,7 +163,7 @@ class CacheStore(ScopeVectors):
         why = ""
         with self._db.transaction() as db:
             if dialect == "postgres":
-                db.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK,))
+                db.execute("SELECT pg_advisory_xact_lock(?)", (LOCK_CACHE_SCHEMA,))
                 db.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
                 db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
                 row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()

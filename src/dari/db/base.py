@@ -15,6 +15,16 @@ from typing import Any, Literal, Protocol
 Args = Sequence[Any] | dict[str, Any]
 Dialect = Literal["sqlite", "postgres"]
 
+# PostgreSQL advisory-lock keys, all here so that no two modules take the same one. One bigint
+# key each for what is locked database-wide; a first int key, the second naming the collection
+# (hashtext), for what is locked per collection. The two forms never conflict with each other.
+_DARI = 0x64617269  # "dari"
+LOCK_MIGRATIONS = _DARI << 8  # the store's migrations
+LOCK_AUDIT = (_DARI << 8) + 1  # the guards' audit chain
+LOCK_CACHE_SCHEMA = (_DARI << 8) + 2  # the answer cache's tables
+LOCK_PGVECTOR = _DARI  # pgvector's registry (second key 0) and each collection's table
+LOCK_FULLTEXT = _DARI + 2  # each collection's BM25 rows in PostgreSQL
+
 
 class Cursor(Protocol):
     """What a statement returns: sqlite3's and psycopg's cursors both fit."""

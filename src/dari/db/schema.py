@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dari.db.base import Connection, Database, Dialect
+from dari.db.base import LOCK_MIGRATIONS, Connection, Database, Dialect
 
-_LOCK = 0x6461726900  # pg_advisory_xact_lock key: "dari" + 0
 TYPES: dict[Dialect, dict[str, str]] = {
     "sqlite": {"real": "REAL", "blob": "BLOB", "big": "INTEGER", "seq": ""},
     "postgres": {
@@ -203,7 +202,7 @@ MIGRATIONS = (
 
 def _lock(db: Database, conn: Connection) -> None:
     if db.dialect == "postgres":
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (LOCK_MIGRATIONS,))
 
 
 def migrate(db: Database) -> list[int]:

@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from dari.db.base import LOCK_AUDIT
 from dari.errors import StoreError
 from dari.index.store import Store
 from dari.types import Verdict
 
 GENESIS = "0" * 64
-_LOCK = 0x6461726901  # pg_advisory_xact_lock key of the audit chain ("dari" + 1)
 
 
 def _last_line(f: Any) -> bytes:
@@ -146,7 +146,7 @@ class StoreAuditLog:
         if not verdicts:
             return
         with self._store.transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
+            db.execute("SELECT pg_advisory_xact_lock(?)", (LOCK_AUDIT,))
             row = db.execute("SELECT line FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             prev = hashlib.sha256(str(row[0]).encode()).hexdigest() if row else GENESIS
             lines = _lines(trace_id, collection, verdicts, prev)

@@ -90,9 +90,10 @@ TABLE_ROWS = 50  # how many rows above a cell its column's header may stand
 def _column_label(text: str, start: int, labels: re.Pattern[str]) -> bool:
     """Whether a row above, in the same '|' table, has a label in the cell's column."""
     row = text.rfind("\n", 0, start) + 1
-    column = text.count("|", row, start)
-    if not column and "|" not in text[start : text.find("\n", start) % (len(text) + 1)]:
+    end = text.find("\n", start)
+    if "|" not in text[row : end if end >= 0 else len(text)]:
         return False
+    column = text.count("|", row, start)
     for _ in range(TABLE_ROWS):
         if row == 0:
             return False

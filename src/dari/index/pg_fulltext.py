@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from dari.db.base import Connection, Database
+from dari.db.base import LOCK_FULLTEXT, Connection, Database
 from dari.index.analyzer import Analyzer
 from dari.index.bm25 import PUBLIC, TermSearch
 from dari.index.store import IndexRow, Store
@@ -28,7 +28,6 @@ from dari.index.store import IndexRow, Store
 K1, B = 1.2, 0.75
 _ANALYZE_AFTER = 1000  # rows added by one commit from which the table's statistics are renewed
 _RARE = (0.01, 0.1, 1.0)  # MaxScore passes: terms in at most this share of the chunks first
-_LOCK = 0x64617269 + 2  # the first key of this index's advisory locks (the second: the collection)
 _SCORE = f"""
 SELECT c.chunk_id, sum(q.idf * t.tf * {K1 + 1} / (t.tf + {K1} * ({1 - B} + {B} * c.len / ?)))
 FROM fulltext_chunks c
@@ -71,8 +70,7 @@ class PostgresTextIndex(TermSearch):
         adds, deletes, clear = self._adds, self._deletes, self._clear
         terms = self._analyzer.terms_many([row.text for row in adds]) if adds else []
         with self._db.transaction() as conn:
-            # one writer per collection at a time: counts stay exact, no lock-order deadlocks
-            conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK, self._collection))
+            self._lock(conn)
             if clear:
                 for table in ("fulltext_chunks", "fulltext_terms", "fulltext_stats"):
                     conn.execute(f"DELETE FROM {table} WHERE collection = ?", (self._collection,))
@@ -88,6 +86,13 @@ class PostgresTextIndex(TermSearch):
             if len(adds) >= _ANALYZE_AFTER:  # a bulk load: fresh statistics for the planner
                 conn.execute("ANALYZE fulltext_chunks")
         self._adds, self._deletes, self._clear = [], [], False
+
+    def _lock(self, conn: Connection) -> None:
+        """The collection's write lock until the transaction ends: one writer at a time, so
+        counts stay exact and concurrent writers cannot deadlock on the terms' rows."""
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(?, hashtext(?))", (LOCK_FULLTEXT, self._collection)
+        )
 
     def _insert(self, conn: Connection, rows: list[IndexRow], terms: list[list[str]]) -> None:
         ids = [row.chunk_id for row in rows]
@@ -157,7 +162,7 @@ class PostgresTextIndex(TermSearch):
         if self._store is None:
             return False
         with self._db.transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK, self._collection))
+            self._lock(conn)
             if conn.execute(
                 "SELECT 1 FROM fulltext_stats WHERE collection = ?", (self._collection,)
             ).fetchone():

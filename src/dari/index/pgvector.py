@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dari.db.base import LOCK_PGVECTOR
 from dari.db.postgres import connect_kwargs, describe, make_pool, scrub
 from dari.errors import BackendError, ConfigError, MissingExtra
 from dari.index.store import Store
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 Tags = tuple[tuple[str, ...], tuple[str, ...]]
 BATCH = 5000  # chunk ids per DELETE
-_LOCKS = 0x64617269  # "dari": the first key of dari's advisory locks (the second: what is locked)
 _REGISTRY = "dari_vector_collections"
 _SCHEMA = f"""CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE IF NOT EXISTS {_REGISTRY} (
@@ -67,7 +67,7 @@ def connect(url: str, pool_size: int = 10, timeout_s: float = 5.0) -> Connection
         row = conn.execute(ready, (_REGISTRY,)).fetchone()
         if not (row and row[0] and row[1]):  # a role without CREATE works once all is there
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCKS,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_PGVECTOR,))
                 conn.execute(_SCHEMA)
             row = conn.execute(ready, (_REGISTRY,)).fetchone()
     _check_version(str(row[0]) if row else "", where)
@@ -348,7 +348,7 @@ def _sql(text: str, name: str) -> Composed:
 
 def _lock(conn: Connection[Any], name: str) -> None:
     """The collection's lock until the transaction ends: syncs and drops take turns."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCKS, name))
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_PGVECTOR, name))
 
 
 @contextlib.contextmanager
