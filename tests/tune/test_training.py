@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -57,6 +58,20 @@ class _Steps:
         self.seen.append((step, loss))
 
 
+def test_a_gpu_run_records_the_gpu_and_its_peak_memory() -> None:
+    # torch.cuda's two calls, as a CUDA build answers them (CI has no GPU; the real path was
+    # measured on an H200: docs/benchmarks/tune/report-gpu.json)
+    cuda = SimpleNamespace(
+        get_device_name=lambda: "NVIDIA H200", max_memory_allocated=lambda: 3 * 2**30
+    )
+    torch = SimpleNamespace(cuda=cuda)
+    assert train._gpu_figures(train.Hardware("cuda", True), torch) == {
+        "gpu": "NVIDIA H200",
+        "peak_gpu_mb": 3072,
+    }
+    assert train._gpu_figures(train.Hardware("cpu", True), torch) == {}
+
+
 @pytest.mark.slow
 def test_sft_lowers_held_out_loss_and_writes_a_servable_adapter(tmp_path: Path) -> None:
     data = _rows(tmp_path, "sft", 80)
@@ -77,6 +92,7 @@ def test_sft_lowers_held_out_loss_and_writes_a_servable_adapter(tmp_path: Path) 
     assert json.loads((out / "tune.json").read_text())["adapter_sha256"] == m["adapter_sha256"]
     assert m["data"]["train"] + m["data"]["held_out"] + m["data"]["skipped"] == 80
     assert m["tokens_per_s"] > 0 and m["peak_rss_mb"] > 0
+    assert m["device"] == "cpu" and "peak_gpu_mb" not in m
     with pytest.raises(Conflict, match="finished run"):
         _run(_recipe("sft", **{"train.max_steps": 8}), data, out)
 

@@ -285,6 +285,7 @@ def _summary(console: Console, m: dict[str, Any], output: Path) -> None:
         f"{data['skipped']} skipped): {m['steps']} steps in {m['train_seconds']:.0f} s"
         + (f", {m['tokens_per_s']:.0f} tokens/s" if m.get("tokens_per_s") else "")
         + f", peak memory {m['peak_rss_mb']} MB"
+        + (f" ({m['peak_gpu_mb']} MB on {m['gpu']})" if m.get("peak_gpu_mb") else "")
     )
     if before and after:
         console.print(f"held-out loss {before['loss']:.3f} → {after['loss']:.3f}")

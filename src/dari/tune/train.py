@@ -90,6 +90,7 @@ def run(
         "created": time.time(),
         "recipe": recipe.fingerprint_data(),
         **_figures(trainer, data, lengths, hw, seconds, resume),
+        **_gpu_figures(hw, torch),
         "held_out": {"before": before, "after": after},
         "log": [dict(e) for e in trainer.state.log_history],
     }
@@ -141,6 +142,16 @@ def _figures(
         "resumed_from": resume.name if resume else None,
         "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and resume is None else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def _gpu_figures(hw: Hardware, torch: Any) -> dict[str, Any]:
+    """On a GPU: which one, and the most memory torch held on it during the run."""
+    if hw.device != "cuda":
+        return {}
+    return {
+        "gpu": torch.cuda.get_device_name(),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20),
     }
 
 

@@ -15,6 +15,8 @@ from dari.tune.recipe import Recipe
 if TYPE_CHECKING:
     from dari.tune.train import Hardware
 
+EVAL_BATCH = 4
+
 
 class Progress(Protocol):
     """Told about the run as it goes: how many steps, and after each one the latest loss."""
@@ -40,7 +42,8 @@ def build_trainer(
     common: dict[str, Any] = {
         "output_dir": str(checkpoints),
         "per_device_train_batch_size": t.batch_size,
-        "per_device_eval_batch_size": t.batch_size,
+        # held-out loss is a mean of batch means: a fixed batch keeps it comparable across recipes
+        "per_device_eval_batch_size": EVAL_BATCH,
         "gradient_accumulation_steps": t.grad_accum,
         "learning_rate": t.learning_rate,
         "num_train_epochs": t.epochs,
