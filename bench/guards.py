@@ -20,6 +20,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from dari.guards.pii import find_pii
 from dari.guards.stacked import StackedModel
 from dari.guards.train import embed_cached
 from dari.index.analyzer import Analyzer
-from dari.types import Stage
+from dari.types import Span, Stage
 
 QUESTION_SETS = ("autorag-questions", "klue-sts", "halueval-questions", "scifact-queries")
 
@@ -55,7 +56,7 @@ def _tpr_at(pos: np.ndarray, neg: np.ndarray, fpr: float = 0.01) -> float:
     return float((pos > np.quantile(neg, 1 - fpr)).mean())
 
 
-def _rate(flags: list[bool]) -> float:
+def _rate(flags: Sequence[float]) -> float:
     return round(float(np.mean(flags)), 4) if flags else float("nan")
 
 
@@ -257,10 +258,16 @@ def toxicity(data: Path, guards: GuardSet) -> dict[str, Any]:
     return out
 
 
-def _insert(host: str, payload: str, rng: random.Random) -> str:
+def _insert(host: str, payload: str, rng: random.Random) -> tuple[str, int]:
+    """`payload` put into `host` after a random sentence or line; and where the payload starts."""
     cuts = [i + 1 for i, ch in enumerate(host) if ch in ".\n" and i + 1 < len(host)]
     at = rng.choice(cuts) if cuts else len(host)
-    return f"{host[:at]} {payload} {host[at:]}"
+    return f"{host[:at]} {payload} {host[at:]}", at + 1
+
+
+def _removed(spans: Sequence[Span], start: int, end: int) -> int:
+    """Characters of [start, end) that fall inside the removed spans (which do not overlap)."""
+    return sum(max(0, min(end, s.end) - max(start, s.start)) for s in spans)
 
 
 def indirect(data: Path, guards: GuardSet) -> dict[str, Any]:
@@ -291,19 +298,26 @@ def indirect(data: Path, guards: GuardSet) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for lang, docs in hosts.items():
         payloads = [e.text for e in pi if e.lang == lang]
-        detected, removed, clean = [], [], []
+        detected, removed, payload_share, host_share, clean = [], [], [], [], []
         for i, payload in enumerate(payloads):
             host = docs[i % len(docs)]
-            finding = guard.check(_insert(host, payload, rng), ctx)
+            text, at = _insert(host, payload, rng)
+            finding = guard.check(text, ctx)
             detected.append(finding.flagged)
             if finding.flagged and finding.redacted is not None:
                 removed.append(payload[:40] not in finding.redacted)
+                cut = _removed(finding.spans, at, at + len(payload))
+                payload_share.append(cut / len(payload))
+                host_share.append(1 - (_removed(finding.spans, 0, len(text)) - cut) / len(host))
         for host in docs:
             clean.append(guard.check(host, ctx).flagged)
         out[lang] = {
             "payloads": len(payloads),
             "detection_rate": _rate(detected),
             "payload_removed_when_neutralised": _rate(removed),
+            # of the neutralised ones: share of the payload's characters removed, of the host's kept
+            "payload_chars_removed": _rate(payload_share),
+            "host_chars_kept": _rate(host_share),
             "clean_documents": len(docs),
             "false_positive_rate": _rate(clean),
         }

@@ -29,21 +29,24 @@ class ContextInjectionGuard:
     name = "context_injection"
     stage = Stage.CONTEXT
     WINDOW = 2  # sentences scored together as well, for payloads split across a line break
+    GROW = 1.0  # how far below the threshold a neighbouring sentence may score and still go
+    GAP = 1  # unflagged sentences between two flagged ones that go with them
 
     def __init__(self, model: LinearModel, threshold: float | None = None) -> None:
         self._model = model
         self._threshold = threshold
         self._rules = rules.INJECTION_RULES + rules.CONTEXT_RULES
 
-    def _score(self, text: str, lang: str) -> tuple[bool, float, str]:
+    def _score(self, text: str, lang: str, margin: float = 0.0) -> tuple[bool, float, str]:
+        """(flagged, score, rule); `margin` lowers the classifier's bar (rules are unchanged)."""
         views = normalise.views(text)
         fired = [r for v in views for r in rules.matches(v, self._rules)]
         strong = [r for r in fired if r.score >= 0.9]
         d = max(self._model.decision(v) for v in views)
         if self._threshold is not None:
-            hit = LinearModel.probability(d) >= self._threshold
+            hit = LinearModel.probability(d + margin) >= self._threshold
         else:
-            hit = d > self._model.threshold(lang)
+            hit = d + margin > self._model.threshold(lang)
         score = LinearModel.probability(d)
         if strong:
             return True, max(score, strong[0].score), strong[0].name
@@ -55,33 +58,62 @@ class ContextInjectionGuard:
         lang = detect_lang(text)
         spans = pieces(text)
         alone = [self._score(text[start:end], lang) for start, end in spans]
-        bad = [(s, e, r[2], r[1]) for (s, e), r in zip(spans, alone, strict=True) if r[0]]
+        seeds = {i: (r[2], r[1]) for i, r in enumerate(alone) if r[0]}
         for i in range(len(spans) - 1):  # a payload split across two sentences
             if not alone[i][0] and not alone[i + 1][0]:
                 hit, score, rule = self._score(text[spans[i][0] : spans[i + 1][1]], lang)
                 if hit:
-                    bad.append((spans[i][0], spans[i + 1][1], rule, score))
+                    seeds[i] = seeds[i + 1] = (rule, score)
         whole, whole_score, whole_rule = self._score(text, lang)
-        if not bad and not whole:
+        if not seeds and not whole:
             return Finding(False, max(whole_score, 0.0))
-        if not bad:
+        if not seeds:
             return Finding(
                 True, whole_score, whole_rule, "the source reads as instructions to the model"
             )
+        runs = self._runs(text, spans, lang, set(seeds))
         out, pos = [], 0
-        for start, end, _, _ in sorted(bad):
-            if start >= pos:
-                out += [text[pos:start], NEUTRALISED + (" " if end < len(text) else "")]
-                pos = end
-            else:
-                pos = max(pos, end)
+        for first, last in runs:
+            start, end = spans[first][0], spans[last][1]
+            out += [text[pos:start], NEUTRALISED + (" " if end < len(text) else "")]
+            pos = end
         out.append(text[pos:])
-        rule_names = sorted({b[2] for b in bad})
+        rule_names = sorted({rule for rule, _ in seeds.values()})
         return Finding(
             True,
-            max(b[3] for b in bad),
+            max(score for _, score in seeds.values()),
             ",".join(rule_names),
-            f"{len(bad)} passage(s) in the source address the model ({', '.join(rule_names)})",
-            tuple(Span("injection", b[0], b[1]) for b in bad),
+            f"{len(runs)} passage(s) in the source address the model ({', '.join(rule_names)})",
+            tuple(Span("injection", spans[a][0], spans[b][1]) for a, b in runs),
             "".join(out),
         )
+
+    def _runs(
+        self, text: str, spans: list[tuple[int, int]], lang: str, seeds: set[int]
+    ) -> list[tuple[int, int]]:
+        """The flagged sentences grown into whole payloads: a payload is one stretch of text, so
+        the sentences next to a flagged one go with it when they clear a lower bar (GROW), and a
+        gap of up to GAP sentences between two flagged stretches goes too. (first, last) pieces."""
+        keep = set(seeds)
+        loose: dict[int, bool] = {}
+
+        def near(j: int) -> bool:
+            if j not in loose:
+                start, end = spans[j]
+                loose[j] = self._score(text[start:end], lang, self.GROW)[0]
+            return loose[j]
+
+        for i in sorted(seeds):
+            for step in (-1, 1):
+                j = i + step
+                while 0 <= j < len(spans) and j not in keep and near(j):
+                    keep.add(j)
+                    j += step
+        marked = sorted(keep)
+        runs = [[marked[0], marked[0]]]
+        for j in marked[1:]:
+            if j - runs[-1][1] <= self.GAP + 1:
+                runs[-1][1] = j
+            else:
+                runs.append([j, j])
+        return [(a, b) for a, b in runs]
