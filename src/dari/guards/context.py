@@ -28,7 +28,6 @@ class ContextInjectionGuard:
 
     name = "context_injection"
     stage = Stage.CONTEXT
-    WINDOW = 2  # sentences scored together as well, for payloads split across a line break
     GROW = 1.0  # how far below the threshold a neighbouring sentence may score and still go
     GAP = 1  # unflagged sentences between two flagged ones that go with them
 
@@ -59,7 +58,7 @@ class ContextInjectionGuard:
         spans = pieces(text)
         alone = [self._score(text[start:end], lang) for start, end in spans]
         seeds = {i: (r[2], r[1]) for i, r in enumerate(alone) if r[0]}
-        for i in range(len(spans) - 1):  # a payload split across two sentences
+        for i in range(len(spans) - 1):  # a payload split across two sentences or a line break
             if not alone[i][0] and not alone[i + 1][0]:
                 hit, score, rule = self._score(text[spans[i][0] : spans[i + 1][1]], lang)
                 if hit:

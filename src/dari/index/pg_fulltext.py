@@ -231,7 +231,5 @@ class PostgresTextIndex(TermSearch):
         )
 
     def num_docs(self) -> int:
-        rows = self._db.rows(
-            "SELECT docs FROM fulltext_stats WHERE collection = ?", (self._collection,)
-        )
-        return int(rows[0][0]) if rows else 0
+        stats = self._stats()
+        return int(stats[0][0]) if stats else 0
