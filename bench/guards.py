@@ -8,7 +8,8 @@ thresholds' TPR/FPR, the false-positive rate on ordinary questions, and a plain 
 regression baseline trained on the same split, side by side), pii (precision/recall per type),
 toxicity (Korean P/R/F1; false positives on ordinary Korean and English text), indirect (payloads
 from the test split inserted into held-out documents), groundedness (HaluEval QA: right vs
-hallucinated answers cited to the knowledge), latency (p50/p95 per guard and for the chain, memory).
+hallucinated answers cited to the knowledge), latency (p50/p95 per guard and for the chain, memory);
+judge (`--only judge`: the injection guard with its optional LLM judge, on a sample of qualifire).
 Only test splits are scored; nothing here is fitted except the baseline (on the train split).
 """
 
@@ -20,7 +21,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import OUT, ROOT, machine, need_data, rss_mb
 
-from dari.config import load_settings
+from dari.config import Settings, load_settings
 from dari.guards import corpus
 from dari.guards.base import GuardContext
 from dari.guards.context import ContextInjectionGuard
@@ -41,7 +42,8 @@ from dari.guards.pii import find_pii
 from dari.guards.stacked import StackedModel
 from dari.guards.train import embed_cached
 from dari.index.analyzer import Analyzer
-from dari.types import Span, Stage
+from dari.protocols import Embedder, Generator
+from dari.types import GenerationParams, Span, Stage
 
 QUESTION_SETS = ("autorag-questions", "klue-sts", "halueval-questions", "scifact-queries")
 
@@ -344,6 +346,75 @@ def groundedness(data: Path, guards: GuardSet) -> dict[str, Any]:
     }
 
 
+class _Memo:
+    """The judge's LLM with its answers kept by prompt: the modes after the first re-ask the same
+    questions, and a temperature-0 judge answers them the same way."""
+
+    def __init__(self, inner: Generator) -> None:
+        self._inner, self.name, self.calls = inner, inner.name, 0
+        self._seen: dict[str, str] = {}
+
+    def stream(
+        self, messages: Sequence[dict[str, str]], params: GenerationParams, prefix: int = 0
+    ) -> Iterator[str]:
+        key = json.dumps(list(messages))
+        if key not in self._seen:
+            self.calls += 1
+            self._seen[key] = "".join(self._inner.stream(messages, params, prefix))
+        yield self._seen[key]
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+
+def judge(
+    data: Path, settings: Settings, analyzer: Analyzer, embedder: Embedder, n: int
+) -> dict[str, Any]:
+    """The injection guard with and without its LLM judge (guards.judge), on `n` attacks and `n`
+    benign prompts drawn from qualifire's English test rows (the set the classifier finds
+    hardest), at the shipped thresholds; the LLM is llm.* (e.g. DARI_LLM__MODEL, or an
+    OpenAI-compatible endpoint)."""
+    from dari.app import Dari
+
+    test = [e for e in corpus.injection(data) if e.source == "qualifire" and e.split == "test"]
+    rng = random.Random(0)
+    rows = rng.sample([e for e in test if e.label], n) + rng.sample(
+        [e for e in test if not e.label], n
+    )
+    llm = _Memo(Dari(settings).generator)
+    out: dict[str, Any] = {"llm": llm.name, "rows": {"attack": n, "benign": n}}
+    for mode in ("always", "uncertain", "off"):  # "always" first: its judge calls are timed
+        s = settings.guards.model_copy(
+            update={"judge": settings.guards.judge.model_copy(update={"mode": mode})}
+        )
+        chosen = GuardSet(s, analyzer, embedder, judge=lambda: llm)
+        guard = chosen.guards[0]
+        flagged, asked, undecided, ms = [], [], [], []
+        for e in rows:
+            ctx = GuardContext(question=e.text, lang=e.lang, embed_query=chosen.embed_query)
+            t = time.perf_counter()
+            finding = guard.check(e.text, ctx)
+            ms.append((time.perf_counter() - t) * 1000)
+            flagged.append(finding.flagged)
+            asked.append("LLM judge" in finding.detail)
+            undecided.append("could not decide" in finding.detail)
+        f, y = np.array(flagged), np.array([e.label for e in rows])
+        out[mode] = {
+            "tpr": _rate(list(f[y == 1])),
+            "fpr": _rate(list(f[y == 0])),
+            "judged": _rate(asked),
+            "judge_undecided": _rate(undecided),
+        }
+        if mode == "always":
+            out[mode]["guard_ms"] = {
+                "p50": round(float(np.percentile(ms, 50))),
+                "p95": round(float(np.percentile(ms, 95))),
+            }
+    out["band_logits"] = settings.guards.judge.band
+    out["judge_calls"] = llm.calls
+    return out
+
+
 def latency(data: Path, guards: GuardSet) -> dict[str, Any]:
     before = rss_mb()
     guards.warm()
@@ -399,13 +470,16 @@ def main() -> None:
     # latency first: its "memory added" is measured from a cold start
     ap.add_argument("--only", default="latency,injection,pii,toxicity,indirect,groundedness")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "guards"))
+    # --only judge (not in the default run: seconds per question on a local LLM)
+    ap.add_argument("--judge-n", type=int, default=40, help="attacks and benign prompts each")
     args = ap.parse_args()
     data = need_data("prompt_injection").parent
     settings = load_settings(home=OUT / "guardhome")
     analyzer = Analyzer()
     from dari.index.embedders import E5Embedder, QueryMemo
 
-    guards = GuardSet(settings.guards, analyzer, QueryMemo(E5Embedder()))
+    embedder = QueryMemo(E5Embedder())
+    guards = GuardSet(settings.guards, analyzer, embedder)
     cache = settings.home_dir.parent / "guard-e5-cache.sqlite"
     report: dict[str, Any] = {"machine": machine()}
     for section in args.only.split(","):
@@ -422,6 +496,8 @@ def main() -> None:
             report[section] = groundedness(data, guards)
         elif section == "latency":
             report[section] = latency(data, guards)
+        elif section == "judge":
+            report[section] = judge(data, settings, analyzer, embedder, args.judge_n)
         report.setdefault("seconds", {})[section] = round(time.perf_counter() - t, 1)
         print(json.dumps({section: report[section]}, ensure_ascii=False), flush=True)
     out = Path(args.out)

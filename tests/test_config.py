@@ -219,10 +219,15 @@ def test_the_documented_defaults_are_the_real_ones(lang: str) -> None:
     assert block, "configuration.md has no toml block"
     documented = tomllib.loads(block.group(1))
     real = Settings().model_dump(mode="json", exclude={"home"})
-    for section, values in documented.items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                assert real[section][key] == value, f"{section}.{key}"
+
+    def same(doc: dict, actual: dict, where: str) -> None:
+        for key, value in doc.items():  # keys left out of the page (secrets) are not compared
+            if isinstance(value, dict):
+                same(value, actual[key], f"{where}{key}.")
+            else:
+                assert actual[key] == value, f"{where}{key}"
+
+    same({k: v for k, v in documented.items() if isinstance(v, dict)}, real, "")
 
 
 def test_scratch_settings_never_reach_the_shared_engines(tmp_path: Path) -> None:

@@ -149,7 +149,30 @@ class Dari:
 
     @cached_property
     def guards(self) -> GuardSet:
-        return GuardSet(self.settings.guards, self.analyzer, self.embedder)
+        return GuardSet(
+            self.settings.guards, self.analyzer, self.embedder, judge=lambda: self.judge_generator
+        )
+
+    @property
+    def judge_generator(self) -> Generator:
+        """The LLM behind guards.judge: its own OpenAI-compatible endpoint when one is set,
+        else the answering model (under the server's lock, as answers are)."""
+        return self._remote_judge if self.settings.guards.judge.base_url else self.generator
+
+    @cached_property
+    def _remote_judge(self) -> Generator:
+        judge = self.settings.guards.judge
+        from dari.generate.openai_compat import OpenAICompatGenerator
+
+        llm = self.settings.llm.model_copy(
+            update={
+                "backend": "openai",
+                "base_url": judge.base_url,
+                "model": judge.model or self.settings.llm.model,
+                "api_key": judge.api_key,
+            }
+        )
+        return OpenAICompatGenerator(llm)
 
     @cached_property
     def audit(self) -> Audit:

@@ -138,6 +138,22 @@ class OutputGuardSettings(_Section):
     json_schema: GuardAction = "block"  # the answer is not valid JSON for a requested schema
 
 
+class JudgeGuardSettings(_Section):
+    """An LLM asked whether a question is an attack, behind the injection guard's classifier
+    (docs/en/guardrails.md): seconds per question on a local model, so off by default."""
+
+    # off | uncertain: asked when the classifier's score is within `band` of its threshold, the
+    # judge's word then decides | always: asked about every question, its word decides
+    mode: Literal["off", "uncertain", "always"] = "off"
+    band: float = Field(2.0, gt=0)  # logits either side of the classifier's threshold
+    # "" = the answering model (llm.*); else an OpenAI-compatible endpoint for the judge alone
+    base_url: str = ""
+    model: str = ""  # the judge's model name at base_url
+    api_key: SecretStr = SecretStr("")
+    max_chars: int = Field(2000, ge=200)  # of the question shown to the judge (head and tail)
+    timeout_ms: float = Field(30000.0, gt=0)  # added to the input stage's time limit
+
+
 class GuardSettings(_Section):
     enabled: bool = True
     # Decision thresholds (probability) where the model card's per-language ones are not wanted.
@@ -154,6 +170,7 @@ class GuardSettings(_Section):
     input: InputGuardSettings = InputGuardSettings()
     context: ContextGuardSettings = ContextGuardSettings()
     output: OutputGuardSettings = OutputGuardSettings()
+    judge: JudgeGuardSettings = JudgeGuardSettings()
     # Per-collection overrides, e.g. [guards.collections.hr.input] pii = "block"
     collections: dict[str, dict[str, dict[str, GuardAction]]] = Field(default_factory=dict)
 

@@ -79,3 +79,11 @@ def test_a_missing_input_file_is_a_clear_error(tmp_path: Path):
         ],
     )
     assert isinstance(result.exception, InputError) and "does not exist" in str(result.exception)
+
+
+def test_an_unknown_judge_mode_is_a_clear_error():
+    from dari.errors import InputError
+
+    result = runner.invoke(app, ["guard", "check", "hello", "--judge", "sometimes"])
+    assert isinstance(result.exception, InputError)
+    assert "unknown --judge mode 'sometimes'" in str(result.exception)

@@ -47,9 +47,25 @@ def check(
     ] = None,
     field: Annotated[str, typer.Option(help="The JSONL field holding the text.")] = "text",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    judge: Annotated[
+        str,
+        typer.Option(
+            help="Ask the LLM judge about questions: uncertain (where the classifier is unsure), "
+            "always, or off; default guards.judge.mode."
+        ),
+    ] = "",
 ) -> None:
     """Explain what the guards make of TEXT, or score every line of --input into --output."""
-    dari = Dari(load_settings())
+    settings = load_settings()
+    if judge:
+        if judge not in ("off", "uncertain", "always"):
+            raise InputError(f"unknown --judge mode {judge!r}", "use uncertain, always or off")
+        guards = settings.guards
+        judged = guards.judge.model_copy(update={"mode": judge})
+        settings = settings.model_copy(
+            update={"guards": guards.model_copy(update={"judge": judged})}
+        )
+    dari = Dari(settings)
     console = Console(stderr=json_out, highlight=False)
     if input_file is not None:
         if output_file is None:

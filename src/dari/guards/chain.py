@@ -9,7 +9,7 @@ the verdict, so a broken guard is visible in the trace instead of silently passi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -110,10 +110,12 @@ class GuardChain:
         policy: Policy,
         timeout_ms: float = 250.0,
         fail_closed: bool = True,
+        extra_ms: Mapping[Stage, float] | None = None,  # more time for a stage (an LLM judge)
     ) -> None:
         self._guards = [g for g in guards if policy.action(g.name) != "off"]
         self._policy = policy
         self._timeout_s = timeout_ms / 1000
+        self._extra_s = {stage: ms / 1000 for stage, ms in (extra_ms or {}).items()}
         self._fail_closed = fail_closed
 
     def guards(self, stage: Stage) -> list[Guard]:
@@ -130,16 +132,17 @@ class GuardChain:
         guards = [g for g in self.guards(stage) if only is None or g.name in only]
         if not guards:
             return StageResult(text, ())
+        limit = self._timeout_s + self._extra_s.get(stage, 0.0)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"guard-{stage}")
         try:
             future = pool.submit(self._run, guards, text, ctx, source)
-            return future.result(timeout=self._timeout_s)
+            return future.result(timeout=limit)
         except FutureTimeout:
             return self._failure(
                 stage,
                 text,
                 "timeout",
-                f"the {stage} guards took over {self._timeout_s * 1000:.0f} ms",
+                f"the {stage} guards took over {limit * 1000:.0f} ms",
                 source,
             )
         finally:

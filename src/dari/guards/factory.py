@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from dari.guards.base import GuardContext
 from dari.guards.chain import GuardChain, Policy
 from dari.guards.context import ContextInjectionGuard
 from dari.guards.input import InjectionGuard, NamesGuard, PIIGuard, TopicGuard
+from dari.guards.judge import InjectionJudge
 from dari.guards.linear import LinearModel
 from dari.guards.output import (
     GroundednessGuard,
@@ -23,7 +25,8 @@ from dari.guards.output import (
 )
 from dari.guards.stacked import StackedModel
 from dari.index.analyzer import Analyzer
-from dari.protocols import Embedder, Guard
+from dari.protocols import Embedder, Generator, Guard
+from dari.types import Stage
 
 BUNDLED = Path(__file__).parent / "models"
 INJECTION = "injection-ngram"
@@ -36,11 +39,28 @@ class GuardSet:
     """The guards of one dari: models loaded on first use, a chain per collection."""
 
     def __init__(
-        self, settings: GuardSettings, analyzer: Analyzer, embedder: Embedder | None = None
+        self,
+        settings: GuardSettings,
+        analyzer: Analyzer,
+        embedder: Embedder | None = None,
+        judge: Callable[[], Generator] | None = None,
     ) -> None:
         self.settings = settings
         self._analyzer = analyzer
         self._embedder = embedder
+        self._judge = judge  # the LLM behind guards.judge, loaded on its first question
+
+    @cached_property
+    def judge(self) -> InjectionJudge | None:
+        s = self.settings.judge
+        if s.mode == "off":
+            return None
+        if self._judge is None:
+            raise ConfigError(
+                f'guards.judge.mode = "{s.mode}" but these guards have no LLM to ask',
+                'set guards.judge.mode = "off", or build GuardSet with a judge',
+            )
+        return InjectionJudge(self._judge, s.max_chars)
 
     def _model(self, name: str) -> LinearModel:
         folder = self._folder()
@@ -92,11 +112,21 @@ class GuardSet:
             raise ConfigError("the guards have no embedder", "build GuardSet with one")
         return np.asarray(self._embedder.embed_queries(texts))
 
+    def _injection(self, judge: InjectionJudge | None) -> InjectionGuard:
+        s = self.settings
+        return InjectionGuard(
+            self.injection_model,
+            self.joint_models,
+            s.injection_threshold,
+            judge=judge,
+            judge_band=s.judge.band if s.judge.mode == "uncertain" else None,
+        )
+
     @cached_property
     def guards(self) -> list[Guard]:
         s = self.settings
         return [
-            InjectionGuard(self.injection_model, self.joint_models, s.injection_threshold),
+            self._injection(self.judge),
             PIIGuard(),
             NamesGuard(lambda: self._analyzer.kiwi),
             TopicGuard(s.input.deny_topics),
@@ -126,7 +156,9 @@ class GuardSet:
         if getattr(self, "_warm", False):
             return
         ctx = GuardContext(question="warm up", sources=("warm up",), system_prompt="warm up")
-        for guard in self.guards:  # lazy loads: Kiwi, the stemmer, the English toxicity model
+        # lazy loads: Kiwi, the stemmer, the English toxicity model; not the LLM judge, whose
+        # model loads on its first question under guards.judge.timeout_ms
+        for guard in [self._injection(None), *self.guards[1:]]:
             for text in ("warm up [1].", "준비 [1]."):
                 guard.check(text, ctx)
         if self.joint_models:
@@ -140,4 +172,5 @@ class GuardSet:
             Policy(self.settings, collection),
             self.settings.timeout_ms,
             fail_closed=self.settings.on_error == "closed",
+            extra_ms={Stage.INPUT: self.settings.judge.timeout_ms} if self.judge else None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -9,6 +10,7 @@ from typing import Any
 
 from dari.guards import names, normalise, pii, rules
 from dari.guards.base import CLEAN, Finding, GuardContext
+from dari.guards.judge import InjectionJudge
 from dari.guards.linear import LinearModel
 from dari.guards.stacked import StackedModel
 from dari.types import Span, Stage
@@ -17,7 +19,9 @@ from dari.types import Span, Stage
 class InjectionGuard:
     """Rules (named, exact) and a learned linear model over n-grams, joined by the question's
     sentence embedding when the model was trained with one and an embedder is at hand. Every
-    view of the text is scored: as typed, with look-alikes folded, and each decoded payload."""
+    view of the text is scored: as typed, with look-alikes folded, and each decoded payload.
+    With a `judge`, an LLM's word decides the texts whose score lies within `judge_band` logits
+    of the threshold (all texts when the band is None); named rules that fire stay decisive."""
 
     name = "injection"
     stage = Stage.INPUT
@@ -28,11 +32,21 @@ class InjectionGuard:
         joint: Mapping[str, LinearModel | StackedModel] | None = None,
         threshold: float | None = None,
         rule_set: tuple[rules.Rule, ...] = rules.INJECTION_RULES,
+        judge: InjectionJudge | None = None,
+        judge_band: float | None = None,
     ) -> None:
         self._ngram = ngram
         self._joint = dict(joint or {})  # lang (or "default") → model that reads the embedding
         self._threshold = threshold  # a probability; None = the model card's, per language
         self._rules = rule_set
+        self._judge, self._band = judge, judge_band
+
+    def _limit(self, model: LinearModel | StackedModel, lang: str) -> float:
+        """The decision threshold as a logit."""
+        if self._threshold is None:
+            return model.threshold(lang)
+        p = min(max(self._threshold, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
 
     def _flagged(self, model: LinearModel | StackedModel, decision: float, lang: str) -> bool:
         if self._threshold is not None:
@@ -59,6 +73,11 @@ class InjectionGuard:
         strong = [r for r in fired if r.score >= 0.9]
         if strong:
             flagged, score = True, max(score, strong[0].score)
+        elif self._judge is not None and (
+            self._band is None or abs(best - self._limit(model, ctx.lang)) <= self._band
+        ):
+            weak = fired[0].name if fired else ""
+            return self._judged(self._judge, text, flagged, score, model, weak)
         if not flagged:
             return Finding(False, score, fired[0].name if fired else "")
         via = strong[0].name if strong else f"classifier ({model.card.get('name', 'model')})"
@@ -69,6 +88,32 @@ class InjectionGuard:
             strong[0].name if strong else "classifier",
             f"the text reads as a prompt injection or jailbreak attempt{encoded} ({via})",
         )
+
+    @staticmethod
+    def _judged(
+        judge: InjectionJudge,
+        text: str,
+        flagged: bool,
+        score: float,
+        model: LinearModel | StackedModel,
+        weak: str,
+    ) -> Finding:
+        answer = judge.ask(text)
+        name = judge.name
+        classifier = f"classifier ({model.card.get('name', 'model')}) score {score:.2f}"
+        if answer.attack is None:  # the classifier's verdict stands
+            why = (
+                f"the LLM judge ({name}) could not decide: {answer.raw!r}; the {classifier} decided"
+            )
+            return Finding(flagged, score, "classifier" if flagged else weak, why)
+        if answer.attack:
+            why = (
+                "the text reads as a prompt injection or jailbreak attempt "
+                f"(LLM judge {name}: ATTACK in {answer.ms:.0f} ms; {classifier})"
+            )
+            return Finding(True, score, "judge", why)
+        why = f"the LLM judge ({name}) said SAFE in {answer.ms:.0f} ms; {classifier}"
+        return Finding(False, score, "judge", why)
 
 
 def _kinds(found: Sequence[pii.PIIMatch]) -> str:
