@@ -45,7 +45,13 @@ from dari.index.analyzer import Analyzer
 from dari.protocols import Embedder, Generator
 from dari.types import GenerationParams, Span, Stage
 
-QUESTION_SETS = ("autorag-questions", "klue-sts", "halueval-questions", "scifact-queries")
+QUESTION_SETS = (
+    "autorag-questions",
+    "klue-sts",
+    "halueval-questions",
+    "halueval-general",
+    "scifact-queries",
+)
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -93,9 +99,17 @@ def injection(data: Path, guards: GuardSet, cache: Path) -> dict[str, Any]:
             by_set = defaultdict(list)
             for s, e in mine:
                 by_set[f"{e.source}/{'attack' if e.label else 'benign'}"].append(bool(s > thr))
+            # the stricter reading: at most 1 % of *each* benign set flagged, ordinary questions
+            # and requests included (the threshold is the highest of their 99th percentiles)
+            benign = defaultdict(list)
+            for s, e in mine:
+                if e.label == 0:
+                    benign[e.source].append(s)
+            every = max(float(np.quantile(v, 0.99)) for v in benign.values())
             per[lang] = {
                 "roc_auc": round(_auc(pos, neg), 4),
                 "tpr_at_fpr_1pct": round(_tpr_at(pos, neg), 4),
+                "tpr_at_fpr_1pct_every_benign_set": _rate(list(pos > every)),
                 "shipped_threshold": {"tpr": _rate(list(pos > thr)), "fpr": _rate(list(neg > thr))},
                 "flagged_share_by_set": {k: _rate(v) for k, v in sorted(by_set.items())},
             }
@@ -504,6 +518,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     target = out / "report.json"
     old = json.loads(target.read_text()) if target.is_file() else {}
+    report["seconds"] = old.get("seconds", {}) | report.get("seconds", {})  # sections run apart
     target.write_text(json.dumps(old | report, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -91,6 +91,14 @@ def injection(data: Path) -> list[Example]:
         for r in _rows(data / "paraphrase" / "klue_sts_dev_ko.jsonl")
         for k in ("sentence1", "sentence2")
     ]
+    # Ordinary requests to a general assistant ("Write a poem about…", "Generate a list of…"),
+    # so that an imperative is not taken for an attack: half of HaluEval's general user queries
+    # by id; the other half is test (flagged share reported beside the ordinary questions).
+    out += [
+        Example(r["user_query"], 0, "en", "halueval-general", hashed_split(str(r["id"]), 0.5))
+        for r in _rows(data / "hallucination" / "halueval_general.jsonl")
+        if r["user_query"].strip()
+    ]
     out += [
         Example(f"{r['title']}\n{r['text']}", 0, "en", "scifact-abstracts", "train")
         for i, r in enumerate(_rows(data / "beir_scifact" / "corpus.jsonl"))

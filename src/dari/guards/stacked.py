@@ -3,7 +3,9 @@
 The linear n-gram + embedding model cannot combine the two signals non-linearly; this head can
 (measured on the English test split: TPR at 1 % FPR 0.57 → see the model card). Inference is a
 two-layer ReLU network in numpy; the weights are trained by `dari guard train` (scikit-learn's
-MLPClassifier) and stored beside the other guard models.
+MLPClassifier) and stored beside the other guard models. The shipped model is the mean of the
+networks trained on each cross-validation fold, so its scores are on the scale of the
+out-of-fold ones its threshold was chosen on.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ def forward(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> n
     return h.reshape(-1)
 
 
+Net = tuple[tuple[np.ndarray, np.ndarray], ...]  # (weights, bias) per layer, last = output
+
+
 @dataclass(frozen=True)
 class StackedModel:
     ngram: LinearModel
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weights, bias) per layer, last = output
+    nets: tuple[Net, ...]  # the decision is the mean of their output logits
     thresholds: dict[str, float]
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -53,17 +58,26 @@ class StackedModel:
     def decision(self, text: str, embedding: np.ndarray | None = None) -> float:
         if embedding is None:
             raise ValueError(f"this model reads a {self.embedder} embedding of the text")
-        return float(forward(self.layers, self.inputs(embedding, self.ngram.decision(text)))[0])
+        x = self.inputs(embedding, self.ngram.decision(text))
+        return float(np.mean([forward(net, x)[0] for net in self.nets]))
 
     def threshold(self, lang: str) -> float:
         return self.thresholds.get(lang, self.thresholds.get("default", 0.0))
 
     def save(self, path: Path) -> None:
         arrays = {}
-        for i, (w, b) in enumerate(self.layers):
-            arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+        for k, net in enumerate(self.nets):
+            for i, (w, b) in enumerate(net):
+                arrays[f"n{k}w{i}"], arrays[f"n{k}b{i}"] = (
+                    w.astype(np.float32),
+                    b.astype(np.float32),
+                )
         np.savez_compressed(path.with_suffix(".npz"), **arrays)  # type: ignore[arg-type]
-        card = self.card | {"thresholds": self.thresholds, "layers": len(self.layers)}
+        card = self.card | {
+            "thresholds": self.thresholds,
+            "layers": len(self.nets[0]),
+            "nets": len(self.nets),
+        }
         path.with_suffix(".json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
 
     @classmethod
@@ -72,6 +86,14 @@ class StackedModel:
         if not npz.is_file() or not card_path.is_file():
             raise ConfigError(f"the guard model {npz} is missing", "run `dari guard train`")
         card = json.loads(card_path.read_text(encoding="utf-8"))
+        depth = int(card["layers"])
+        nets: tuple[Net, ...]
         with np.load(npz) as z:
-            layers = tuple((z[f"w{i}"], z[f"b{i}"]) for i in range(int(card["layers"])))
-        return cls(ngram, layers, dict(card.pop("thresholds")), card)
+            if "nets" not in card:  # one network, as `dari guard train` wrote before ensembles
+                nets = (tuple((z[f"w{i}"], z[f"b{i}"]) for i in range(depth)),)
+            else:
+                nets = tuple(
+                    tuple((z[f"n{k}w{i}"], z[f"n{k}b{i}"]) for i in range(depth))
+                    for k in range(int(card["nets"]))
+                )
+        return cls(ngram, nets, dict(card.pop("thresholds")), card)

@@ -161,7 +161,7 @@ def train_stacked(
 ) -> StackedModel:
     """A two-layer ReLU head over [embedding, n-gram score]: the n-gram score of a training row
     is its out-of-fold one (what the n-gram model says about rows it has not seen), so the head
-    learns how far to trust it; thresholds from the head's own out-of-fold scores."""
+    learns how far to trust it; one head per fold, thresholds from their out-of-fold scores."""
     from sklearn.model_selection import StratifiedKFold
     from sklearn.neural_network import MLPClassifier
 
@@ -185,19 +185,25 @@ def train_stacked(
     def logit(net: Any, rows: np.ndarray) -> np.ndarray:
         return forward(list(zip(net.coefs_, net.intercepts_, strict=True)), x[rows])
 
+    # The shipped model is the mean of the fold networks: one network refitted on every row stops
+    # early at another point, and its scores drift off the scale of the out-of-fold ones the
+    # threshold is chosen on (measured: 4 % of benign test prompts flagged at a 1 % target).
     oof = np.zeros(len(train))
+    nets = []
     strata = np.array([f"{e.lang}{e.label}" for e in train])
     for fit_rows, held in StratifiedKFold(FOLDS, shuffle=True, random_state=7).split(x, strata):
-        oof[held] = logit(fit(fit_rows), held)
-    net = fit(np.arange(len(train)))
-    layers = tuple(
-        (w.astype(np.float32), b.astype(np.float32))
-        for w, b in zip(net.coefs_, net.intercepts_, strict=True)
-    )
+        net = fit(fit_rows)
+        oof[held] = logit(net, held)
+        nets.append(
+            tuple(
+                (w.astype(np.float32), b.astype(np.float32))
+                for w, b in zip(net.coefs_, net.intercepts_, strict=True)
+            )
+        )
     thresholds = _thresholds(train, oof, target_fpr, calibrate_on)
     about = {"hidden": [512, 64], "alpha": 1e-3, "target_fpr": target_fpr}
     about["calibrated_on"] = {k: sorted(v) for k, v in (calibrate_on or {}).items()}
-    return StackedModel(ngram, layers, thresholds, (card or {}) | about)
+    return StackedModel(ngram, tuple(nets), thresholds, (card or {}) | about)
 
 
 def _best_f1(scores: np.ndarray, y: np.ndarray) -> float:
@@ -282,6 +288,12 @@ def _test_figures(
 # Korean questions is the one users feel (bench/guards.py reports both languages' questions).
 INJECTION_FPR = {"en": 0.01, "ko": 0.002}
 INJECTION_CALIBRATION = {"en": {"qualifire"}, "ko": {"klue-sts"}}
+# Sets only the neural head learns from. Ordinary English requests ("Write a poem…") teach it that
+# an imperative is not an attack, which it can tell apart by the e5 embedding; the n-gram models
+# (the head's n-gram input, and alone the context guard's detector) measured worse with them:
+# harmful requests and payloads in documents share their form (bench/guards.py: English payloads
+# found 60 % → 48 %).
+HEAD_ONLY = frozenset({"halueval-general"})
 
 
 class _Bar(Protocol):
@@ -309,7 +321,8 @@ def train_all(
         return advance
 
     cards: dict[str, dict[str, Any]] = {}
-    injection = corpus.injection(data)
+    everything = corpus.injection(data)
+    injection = [e for e in everything if e.source not in HEAD_ONLY]
     sources = sorted({f"{e.source}/{e.split}" for e in injection})
     jobs: list[tuple[str, Sequence[Example], np.ndarray | None, Any, dict[str, Any]]] = [
         (
@@ -324,13 +337,14 @@ def train_all(
         from dari.index.embedders import E5Embedder
 
         e5 = E5Embedder()
-        texts = [e.text for e in injection]
-        emb = embed_cached(
+        texts = [e.text for e in everything]
+        emb_all = embed_cached(
             e5.embed_queries,
             texts,
             cache_dir / "e5-cache.sqlite",
             progress=tick("embed (e5)", len(texts)),
         )
+        emb = emb_all[[e.source not in HEAD_ONLY for e in everything]]
         jobs.append(
             (
                 INJECTION_JOINT,
@@ -370,18 +384,29 @@ def train_all(
         model.save(output / name)
         cards[name], models[name] = model.card, model
     if with_embeddings:
-        tick(f"train {INJECTION_STACKED} (5 folds + final)", 1)
+        tick(f"train {INJECTION_STACKED} (5 folds)", 1)
+        # the n-gram input of a training row: out-of-fold where the n-gram model trained on it,
+        # the model's own score on the head-only rows (it never saw them)
+        oof = iter(ngram_oof[0])
+        ngram = models[INJECTION]
+        head_input = np.array(
+            [
+                ngram.decision(views(e.text)[0]) if e.source in HEAD_ONLY else next(oof)
+                for e in everything
+                if e.split == "train"
+            ]
+        )
         stacked = train_stacked(
-            injection,
-            emb,
-            models[INJECTION],
-            ngram_oof[0],
+            everything,
+            emb_all,
+            ngram,
+            head_input,
             target_fpr=INJECTION_FPR,
             calibrate_on=INJECTION_CALIBRATION,
             card={
                 "name": INJECTION_STACKED,
                 "task": "prompt injection / jailbreak",
-                "sources": sources,
+                "sources": sorted({f"{e.source}/{e.split}" for e in everything}),
                 "embedder": e5.name,
                 "ngram_model": INJECTION,
                 # Served for English only: on Korean the joint linear model measured better
@@ -389,7 +414,7 @@ def train_all(
                 "languages": ["en"],
             },
         )
-        stacked.card["test"] = _test_figures(stacked, injection, emb)
+        stacked.card["test"] = _test_figures(stacked, everything, emb_all)
         stacked.save(output / INJECTION_STACKED)
         cards[INJECTION_STACKED] = stacked.card
     return cards
