@@ -119,6 +119,18 @@ def test_a_judge_that_fails_or_rambles_leaves_the_classifier_verdict(
     assert not check(guard(model, gen), BENIGN).flagged
 
 
+def test_a_judge_model_that_cannot_load_leaves_the_classifier_verdict(model: LinearModel):
+    from dari.errors import ModelNotFound
+
+    def missing() -> object:
+        raise ModelNotFound("no model file at /models/judge.gguf", "dari models fetch default")
+
+    judge = InjectionJudge(missing)  # type: ignore[arg-type]
+    found = check(InjectionGuard(model, judge=judge), BENIGN)
+    assert not found.flagged and "LLM judge (judge) could not decide" in found.detail
+    assert "judge.gguf" in found.detail
+
+
 def test_a_judge_mode_without_an_llm_is_a_config_error(analyzer: Analyzer):
     settings = GuardSettings(judge={"mode": "always"})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"guards\.judge\.mode"):
