@@ -398,9 +398,7 @@ def judge(
     llm = _Memo(Dari(settings).generator)
     out: dict[str, Any] = {"llm": llm.name, "rows": {"attack": n, "benign": n}}
     for mode in ("always", "uncertain", "off"):  # "always" first: its judge calls are timed
-        s = settings.guards.model_copy(
-            update={"judge": settings.guards.judge.model_copy(update={"mode": mode})}
-        )
+        s = settings.guards.with_judge(mode)
         chosen = GuardSet(s, analyzer, embedder, judge=lambda: llm)
         guard = chosen.guards[0]
         flagged, asked, undecided, ms = [], [], [], []

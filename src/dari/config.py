@@ -174,6 +174,11 @@ class GuardSettings(_Section):
     # Per-collection overrides, e.g. [guards.collections.hr.input] pii = "block"
     collections: dict[str, dict[str, dict[str, GuardAction]]] = Field(default_factory=dict)
 
+    def with_judge(self, mode: str) -> GuardSettings:
+        """These settings with the LLM judge in `mode` (validated: ValidationError if unknown)."""
+        judge = JudgeGuardSettings.model_validate(self.judge.model_dump() | {"mode": mode})
+        return self.model_copy(update={"judge": judge})
+
 
 class StoreSettings(_Section):
     """Where documents, chunks, traces, feedback, prompts and keys live (docs/en/scale-out.md)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -58,13 +59,13 @@ def check(
     """Explain what the guards make of TEXT, or score every line of --input into --output."""
     settings = load_settings()
     if judge:
-        if judge not in ("off", "uncertain", "always"):
-            raise InputError(f"unknown --judge mode {judge!r}", "use uncertain, always or off")
-        guards = settings.guards
-        judged = guards.judge.model_copy(update={"mode": judge})
-        settings = settings.model_copy(
-            update={"guards": guards.model_copy(update={"judge": judged})}
-        )
+        try:
+            guards = settings.guards.with_judge(judge)
+        except ValidationError:
+            raise InputError(
+                f"unknown --judge mode {judge!r}", "use uncertain, always or off"
+            ) from None
+        settings = settings.model_copy(update={"guards": guards})
     dari = Dari(settings)
     console = Console(stderr=json_out, highlight=False)
     if input_file is not None:

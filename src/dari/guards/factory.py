@@ -158,7 +158,10 @@ class GuardSet:
         ctx = GuardContext(question="warm up", sources=("warm up",), system_prompt="warm up")
         # lazy loads: Kiwi, the stemmer, the English toxicity model; not the LLM judge, whose
         # model loads on its first question under guards.judge.timeout_ms
-        for guard in [self._injection(None), *self.guards[1:]]:
+        unjudged = [
+            self._injection(None) if isinstance(g, InjectionGuard) else g for g in self.guards
+        ]
+        for guard in unjudged:
             for text in ("warm up [1].", "준비 [1]."):
                 guard.check(text, ctx)
         if self.joint_models:
